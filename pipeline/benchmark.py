@@ -1,0 +1,78 @@
+"""Rendering throughput: one bare process vs the real pipeline on the local runner with all cores.
+
+    python -m pipeline.benchmark --num_records=20000
+
+Prints (a) ImageCaptcha.generate_image + PNG encode per second in one process, (a') the same in one
+bare process per core at once (what the cores really deliver together), (b) the pipeline's records
+per second end to end (start-up, rendering, shuffle, writing shards and spec), and the ratios
+b / (cores x a) and b / a'. --modes compares Beam's local running modes.
+"""
+
+import argparse
+import io
+import multiprocessing
+import os
+import random
+import shutil
+import tempfile
+import time
+
+import captcha.image
+
+from pipeline import main as pipeline_main
+
+
+def raw_rate(num_images: int) -> float:
+    """generate_image + PNG encode per second, in this process, as a user of the library would call it."""
+    generator = captcha.image.ImageCaptcha(width=128, height=64)
+    rng = random.Random(0)
+    texts = ["".join(rng.choice("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
+             for _ in range(num_images)]
+    started = time.perf_counter()
+    for text in texts:
+        generator.generate_image(text).save(io.BytesIO(), format="PNG")
+    return num_images / (time.perf_counter() - started)
+
+
+def parallel_raw_rate(num_images: int, processes: int) -> float:
+    """`raw_rate` in `processes` bare processes at once, summed: what this machine's cores really give."""
+    with multiprocessing.Pool(processes) as pool:
+        return sum(pool.map(raw_rate, [num_images] * processes))
+
+
+def pipeline_rate(num_records: int, mode: str, workers: int) -> float:
+    folder = tempfile.mkdtemp(prefix="captcha-bench-")
+    try:
+        started = time.perf_counter()
+        pipeline_main.run(["--output_dir=%s" % folder, "--train_size=%d" % num_records,
+                           "--val_size=0", "--test_size=0", "--direct_running_mode=%s" % mode,
+                           "--direct_num_workers=%d" % workers])
+        return num_records / (time.perf_counter() - started)
+    finally:
+        shutil.rmtree(folder)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num_records", type=int, default=20_000)
+    parser.add_argument("--raw_images", type=int, default=2_000)
+    parser.add_argument("--modes", default="multi_processing",
+                        help="comma-separated: multi_processing, multi_threading, in_memory")
+    args = parser.parse_args()
+    cores = os.cpu_count()
+    raw = raw_rate(args.raw_images)
+    print("(a)  raw generate_image + PNG, 1 process:    %8.1f images/s" % raw)
+    parallel = parallel_raw_rate(args.raw_images, cores)
+    print("(a') raw, %d bare processes at once, summed:  %8.1f images/s  (%.2f x a)"
+          % (cores, parallel, parallel / raw))
+    for mode in args.modes.split(","):
+        workers = 1 if mode == "in_memory" else cores
+        rate = pipeline_rate(args.num_records, mode, workers)
+        print("(b)  pipeline %s, %d workers, %d records: %.1f records/s in %.1f s; "
+              "b/(%d x a) = %.3f, b/a' = %.3f" % (mode, workers, args.num_records, rate,
+                                                 args.num_records / rate, cores,
+                                                 rate / (cores * raw), rate / parallel))
+
+
+if __name__ == "__main__":
+    main()

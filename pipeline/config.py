@@ -1,0 +1,112 @@
+"""Command-line settings of a dataset: parsing, validation, and the shard plan.
+
+Every argument not defined here is left for Beam's PipelineOptions.
+"""
+
+import argparse
+import dataclasses
+import math
+from typing import Dict, List, Optional, Tuple
+
+from pipeline import charsets, records
+from pipeline.render import DEFAULT_FONT_SIZES, CaptchaRenderer, RenderSettings
+from pipeline.shards import SPLITS
+
+SIZE_SAMPLE = 16  # records rendered up front to estimate the bytes of a record
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    output_dir: str
+    render: RenderSettings
+    seed: int
+    sizes: Dict[str, int]
+    num_shards: Dict[str, int]
+    overwrite: bool = False
+
+
+def _int_list(text: str) -> Tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected comma-separated integers, got %r" % text) from None
+
+
+def _str_list(text: str) -> Tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.main",
+        description="Render labelled captchas into sharded TFRecords and spec.json. "
+                    "Other arguments are Apache Beam pipeline options (e.g. --runner).")
+    parser.add_argument("--output_dir", default="data/captcha", help="dataset folder (local or gs://...)")
+    parser.add_argument("--train_size", type=int, default=100_000)
+    parser.add_argument("--val_size", type=int, default=10_000)
+    parser.add_argument("--test_size", type=int, default=10_000)
+    parser.add_argument("--charset", default=charsets.DEFAULT,
+                        help="preset (%s) or a literal string of characters"
+                             % ", ".join(sorted(charsets.PRESETS)))
+    parser.add_argument("--length", type=int, default=None,
+                        help="characters per captcha (default 4); sets --min_length and --max_length")
+    parser.add_argument("--min_length", type=int, default=None)
+    parser.add_argument("--max_length", type=int, default=None)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--height", type=int, default=64)
+    parser.add_argument("--fonts", type=_str_list, default=None,
+                        help="comma-separated font files (default: the captcha package's own font)")
+    parser.add_argument("--font_sizes", type=_int_list, default=DEFAULT_FONT_SIZES,
+                        help="comma-separated font sizes in pixels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_shards", type=int, default=0,
+                        help="shards per split (capped at its record count); 0: from --shard_size_mb")
+    parser.add_argument("--shard_size_mb", type=float, default=64.0, help="target shard size")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a complete dataset with other settings in --output_dir")
+    return parser
+
+
+def _lengths(args) -> Tuple[int, int]:
+    """(min, max) label length: --length sets both; otherwise each defaults to 4 or to the other."""
+    if args.length is not None:
+        if args.min_length not in (None, args.length) or args.max_length not in (None, args.length):
+            raise ValueError("--length=%d contradicts --min_length/--max_length; give one or the other"
+                             % args.length)
+        return args.length, args.length
+    low = args.min_length if args.min_length is not None else min(4, args.max_length or 4)
+    high = args.max_length if args.max_length is not None else max(4, low)
+    return low, high
+
+
+def plan_shards(sizes: Dict[str, int], settings: RenderSettings, num_shards: int,
+                shard_size_mb: float) -> Dict[str, int]:
+    """Shards per split: `num_shards`, or enough for `shard_size_mb` by a sample's mean record size."""
+    if num_shards:
+        return {s: min(num_shards, n) for s, n in sizes.items()}
+    renderer = CaptchaRenderer(settings)
+    sample = [len(records.serialize(renderer.render(0, "size-sample", i))) for i in range(SIZE_SAMPLE)]
+    record_bytes = sum(sample) / len(sample)
+    return {s: min(n, math.ceil(n * record_bytes / (shard_size_mb * 1e6))) for s, n in sizes.items()}
+
+
+def parse(argv: Optional[List[str]]):
+    """Returns (DatasetConfig, Beam arguments). Raises ValueError on a bad setting, before any work."""
+    args, beam_args = build_parser().parse_known_args(argv)
+    sizes = {split: getattr(args, split + "_size") for split in SPLITS}
+    for split, n in sizes.items():
+        if n < 0:
+            raise ValueError("--%s_size must be >= 0, got %d" % (split, n))
+    if args.num_shards < 0 or args.shard_size_mb <= 0:
+        raise ValueError("--num_shards must be >= 0 and --shard_size_mb > 0")
+    min_length, max_length = _lengths(args)
+    settings = RenderSettings(
+        charset=charsets.resolve_charset(args.charset), min_length=min_length, max_length=max_length,
+        width=args.width, height=args.height,
+        fonts=args.fonts or RenderSettings.fonts, font_sizes=args.font_sizes)
+    settings.validate()
+    config = DatasetConfig(
+        output_dir=args.output_dir, render=settings, seed=args.seed, sizes=sizes,
+        num_shards=plan_shards(sizes, settings, args.num_shards, args.shard_size_mb),
+        overwrite=args.overwrite)
+    return config, beam_args

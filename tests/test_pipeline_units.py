@@ -1,0 +1,123 @@
+"""Unit tests of the pipeline's pieces: charsets, settings, rendering, shard plans, Beam transforms."""
+import concurrent.futures
+import io
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from pipeline import charsets, records
+from pipeline.render import CaptchaRenderer, RenderSettings
+from pipeline.shards import RenderShards, RenderTask, Task, plan_tasks, shard_name, shard_range
+
+
+def test_presets_and_literal_charsets():
+    assert charsets.resolve_charset("alnum_upper") == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    assert charsets.resolve_charset("digits") == "0123456789"
+    assert len(charsets.resolve_charset("alnum")) == 62
+    assert charsets.resolve_charset("abc#") == "abc#"
+
+
+@pytest.mark.parametrize("charset, message", [("", "empty"), ("ABCA", "repeats"), ("AB C", "whitespace")])
+def test_bad_charsets(charset, message):
+    with pytest.raises(ValueError, match=message):
+        charsets.resolve_charset(charset)
+
+
+def test_record_is_a_function_of_seed_split_and_index():
+    renderer = CaptchaRenderer(RenderSettings())
+    a = renderer.render(3, "train", 5)
+    assert a == CaptchaRenderer(RenderSettings()).render(3, "train", 5)
+    assert a.png != renderer.render(3, "val", 5).png
+    assert a.png != renderer.render(4, "train", 5).png
+    assert a.png != renderer.render(3, "train", 6).png
+    image = Image.open(io.BytesIO(a.png))
+    assert image.size == (128, 64) and image.mode == "RGB"
+    assert [RenderSettings().charset[i] for i in a.label] == list(a.text) and len(a.text) == 4
+
+
+def test_threads_rendering_at_once_give_the_same_records():
+    renderer_per_thread = {}
+
+    def render(index):
+        import threading
+        renderer = renderer_per_thread.setdefault(threading.get_ident(), CaptchaRenderer(RenderSettings()))
+        return renderer.render(0, "train", index)
+
+    sequential = [CaptchaRenderer(RenderSettings()).render(0, "train", i) for i in range(24)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(render, range(24)))
+    assert threaded == sequential
+
+
+def test_variable_lengths_cover_the_range():
+    renderer = CaptchaRenderer(RenderSettings(min_length=3, max_length=6))
+    lengths = {len(renderer.render(0, "train", i).text) for i in range(60)}
+    assert lengths == {3, 4, 5, 6}
+
+
+@pytest.mark.parametrize("settings, message", [
+    (RenderSettings(min_length=0, max_length=0), "at least 1"),
+    (RenderSettings(min_length=5, max_length=4), "smaller than"),
+    (RenderSettings(width=30), "too small for 4 characters"),
+    (RenderSettings(height=10), "--height"),
+    (RenderSettings(fonts=("/no/such/font.ttf",)), "cannot be loaded"),
+    (RenderSettings(font_sizes=(0,)), "--font_sizes"),
+])
+def test_bad_render_settings(settings, message):
+    with pytest.raises(ValueError, match=message):
+        settings.validate()
+
+
+def test_shards_hold_contiguous_index_ranges():
+    ranges = [shard_range(10, 3, k) for k in range(3)]
+    assert [list(r) for r in ranges] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    tasks = plan_tasks({"train": 250, "val": 7, "test": 0}, {"train": 2, "val": 1, "test": 0})
+    train = sorted(i for t in tasks if t.split == "train" for i in range(t.start, t.stop))
+    assert train == list(range(250))
+    assert {(t.split, t.shard) for t in tasks} == {("train", 0), ("train", 1), ("val", 0)}
+    assert all(t.stop - t.start <= 100 for t in tasks)
+    assert shard_name("train", 1, 12) == "train.tfrecord-00001-of-00012"
+
+
+def test_serialize_is_deterministic_and_parses_back():
+    import tensorflow as tf
+    record = CaptchaRenderer(RenderSettings()).render(0, "test", 2)
+    data = records.serialize(record)
+    assert data == records.serialize(record)
+    example = tf.train.Example.FromString(data)
+    features = example.features.feature
+    assert features["image"].bytes_list.value[0] == record.png
+    assert features["text"].bytes_list.value[0].decode() == record.text
+    assert list(features["label"].int64_list.value) == list(record.label)
+    assert features["length"].int64_list.value[0] == 4
+    assert features["index"].int64_list.value[0] == 2
+    assert set(features) == set(records.FEATURES)
+
+
+def _pipeline():
+    return test_pipeline.TestPipeline(runner="FnApiRunner")
+
+
+def test_render_task_transform():
+    settings = RenderSettings()
+    with _pipeline() as p:
+        keys = (p | beam.Create([Task("val", 1, 10, 13)])
+                | beam.ParDo(RenderTask(settings, 7))
+                | beam.Map(lambda kv: (kv[0], kv[1][0], kv[1][1] == records.serialize(
+                    CaptchaRenderer(settings).render(7, "val", kv[1][0])))))
+        assert_that(keys, equal_to([(("val", 1), i, True) for i in (10, 11, 12)]))
+
+
+def test_render_shards_transform_writes_files(tmp_path):
+    with _pipeline() as p:
+        entries = (p | RenderShards(RenderSettings(), 1, {"train": 5, "val": 2, "test": 0},
+                                    {"train": 2, "val": 1, "test": 0}, str(tmp_path))
+                   | beam.Map(lambda e: (e["file"], e["num_records"])))
+        assert_that(entries, equal_to([("train.tfrecord-00000-of-00002", 2),
+                                       ("train.tfrecord-00001-of-00002", 3),
+                                       ("val.tfrecord-00000-of-00001", 2)]))
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002", "val.tfrecord-00000-of-00001"]
