@@ -6,9 +6,11 @@ Every argument not defined here is left for Beam's PipelineOptions.
 import argparse
 import dataclasses
 import math
+import re
 from typing import Dict, List, Optional, Tuple
 
-from pipeline import charsets, records
+from pipeline import charsets, ingest, records
+from pipeline.ingest import IngestSettings
 from pipeline.render import DEFAULT_FONT_SIZES, CaptchaRenderer, RenderSettings
 from pipeline.shards import SPLITS
 
@@ -23,6 +25,8 @@ class DatasetConfig:
     sizes: Dict[str, int]
     num_shards: Dict[str, int]
     overwrite: bool = False
+    ingest: Optional[IngestSettings] = None  # the images source; None for synthetic captchas
+    files: Tuple[Tuple[str, str], ...] = ()  # the images source's (path, label) pairs
 
 
 def _int_list(text: str) -> Tuple[int, ...]:
@@ -42,12 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render labelled captchas into sharded TFRecords and spec.json. "
                     "Other arguments are Apache Beam pipeline options (e.g. --runner).")
     parser.add_argument("--output_dir", default="data/captcha", help="dataset folder (local or gs://...)")
+    parser.add_argument("--source", choices=("synthetic", "images"), default="synthetic",
+                        help="synthetic: render with the captcha package; images: labelled files (--input)")
+    parser.add_argument("--input", help="images source: a folder of images or a CSV/TSV labels file")
+    parser.add_argument("--label_regex", help="images source: regex on the file name; group 1 is the label "
+                                              "(default: the name without its extension)")
+    parser.add_argument("--resize", choices=("pad", "stretch"), default="pad",
+                        help="images source: keep the aspect ratio and pad (default), or stretch")
+    parser.add_argument("--val_fraction", type=float, default=0.1, help="images source")
+    parser.add_argument("--test_fraction", type=float, default=0.1, help="images source")
     parser.add_argument("--train_size", type=int, default=100_000)
     parser.add_argument("--val_size", type=int, default=10_000)
     parser.add_argument("--test_size", type=int, default=10_000)
-    parser.add_argument("--charset", default=charsets.DEFAULT,
-                        help="preset (%s) or a literal string of characters"
-                             % ", ".join(sorted(charsets.PRESETS)))
+    parser.add_argument("--charset", default=None,
+                        help="preset (%s) or a literal string of characters; default %s, or for the "
+                             "images source the labels' characters" % (", ".join(sorted(charsets.PRESETS)),
+                                                                       charsets.DEFAULT))
     parser.add_argument("--length", type=int, default=None,
                         help="characters per captcha (default 4); sets --min_length and --max_length")
     parser.add_argument("--min_length", type=int, default=None)
@@ -90,19 +104,52 @@ def plan_shards(sizes: Dict[str, int], settings: RenderSettings, num_shards: int
     return {s: min(n, math.ceil(n * record_bytes / (shard_size_mb * 1e6))) for s, n in sizes.items()}
 
 
+def _images_config(args, output_dir) -> DatasetConfig:
+    if not args.input:
+        raise ValueError("--source=images needs --input=FOLDER or --input=LABELS.csv")
+    if not (0 <= args.val_fraction and 0 <= args.test_fraction and args.val_fraction + args.test_fraction < 1):
+        raise ValueError("--val_fraction and --test_fraction must be >= 0 and sum to less than 1")
+    if args.width < 8 or args.height < 8:
+        raise ValueError("--width and --height must be at least 8 pixels")
+    try:
+        files = ingest.list_labelled_files(args.input, args.label_regex)
+    except re.error as e:
+        raise ValueError("--label_regex %r is not a valid regular expression: %s" % (args.label_regex, e)) from None
+    except (OSError, IOError) as e:
+        raise ValueError("--input %s cannot be read: %s" % (args.input, e)) from None
+    charset = charsets.resolve_charset(args.charset) if args.charset is not None else None
+    settings = IngestSettings(input=args.input, charset=charset, width=args.width, height=args.height,
+                                     resize=args.resize, val_fraction=args.val_fraction,
+                                     test_fraction=args.test_fraction)
+    fractions = {"train": 1 - args.val_fraction - args.test_fraction, "val": args.val_fraction,
+                 "test": args.test_fraction}
+    expected = {s: round(len(files) * f) for s, f in fractions.items()}
+    record_bytes = (args.width * args.height * 3) / 3  # PNG of a captcha: about a third of its raw pixels
+    num_shards = {s: max(1, math.ceil(n * record_bytes / (args.shard_size_mb * 1e6))) if n else 1
+                  for s, n in expected.items()}
+    if args.num_shards:
+        num_shards = {s: args.num_shards for s in SPLITS}
+    render = RenderSettings(charset=charset or "", width=args.width, height=args.height)
+    return DatasetConfig(output_dir=output_dir, render=render, seed=0, sizes=expected, num_shards=num_shards,
+                         overwrite=args.overwrite, ingest=settings, files=tuple(files))
+
+
 def parse(argv: Optional[List[str]]):
     """Returns (DatasetConfig, Beam arguments). Raises ValueError on a bad setting, before any work."""
     args, beam_args = build_parser().parse_known_args(argv)
+    if args.num_shards < 0 or args.shard_size_mb <= 0:
+        raise ValueError("--num_shards must be >= 0 and --shard_size_mb > 0")
+    if args.source == "images":
+        return _images_config(args, args.output_dir), beam_args
     sizes = {split: getattr(args, split + "_size") for split in SPLITS}
     for split, n in sizes.items():
         if n < 0:
             raise ValueError("--%s_size must be >= 0, got %d" % (split, n))
-    if args.num_shards < 0 or args.shard_size_mb <= 0:
-        raise ValueError("--num_shards must be >= 0 and --shard_size_mb > 0")
     min_length, max_length = _lengths(args)
     settings = RenderSettings(
-        charset=charsets.resolve_charset(args.charset), min_length=min_length, max_length=max_length,
-        width=args.width, height=args.height,
+        charset=charsets.resolve_charset(charsets.DEFAULT if args.charset is None else args.charset),
+        min_length=min_length,
+        max_length=max_length, width=args.width, height=args.height,
         fonts=args.fonts or RenderSettings.fonts, font_sizes=args.font_sizes)
     settings.validate()
     config = DatasetConfig(

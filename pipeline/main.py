@@ -18,6 +18,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from pipeline import config as dataset_config
 from pipeline import spec as dataset_spec
 from pipeline import storage
+from pipeline.ingest import REJECTED_FILE, IngestImages
 from pipeline.shards import RenderShards
 
 
@@ -68,18 +69,28 @@ def run(argv=None) -> dict:
 
     started = time.time()
     p = beam.Pipeline(options=pipeline_options(beam_args))
-    _ = (p
-         | "RenderShards" >> RenderShards(config.render, config.seed, config.sizes,
-                                          config.num_shards, config.output_dir)
+    if config.ingest:
+        entries, rejected, charset = p | "IngestImages" >> IngestImages(
+            config.ingest, config.files, config.num_shards, config.output_dir)
+        rejected = beam.pvalue.AsSingleton(rejected | "CollectRejected" >> beam.combiners.ToList())
+        charset = beam.pvalue.AsSingleton(charset)
+    else:
+        entries = p | "RenderShards" >> RenderShards(config.render, config.seed, config.sizes,
+                                                     config.num_shards, config.output_dir)
+        rejected, charset = (), None
+    _ = (entries
          | "CollectShards" >> beam.combiners.ToList()
-         | "WriteSpec" >> beam.Map(dataset_spec.finalize, config, stale))
+         | "WriteSpec" >> beam.Map(dataset_spec.finalize, config, stale, rejected, charset))
     result = p.run()
     result.wait_until_finish()
     elapsed = time.time() - started
     for counter in result.metrics().query(MetricsFilter().with_namespace("captcha"))["counters"]:
         logging.info("%s: %d", counter.key.metric.name, counter.committed)
     spec = dataset_spec.read(config.output_dir)
-    total = sum(s["num_records"] for s in spec["splits"].values())
+    if spec is None:
+        raise ValueError("no image in --input %s was accepted; %s in %s says why" % (
+            config.ingest.input, REJECTED_FILE, config.output_dir))
+    total = sum(s["num_records"] for s in spec["splits"].values()) + spec.get("num_rejected", 0)
     logging.info("rendered %d records in %.1f s (%.0f records/s) into %s",
                  total, elapsed, total / max(elapsed, 1e-9), config.output_dir)
     return spec

@@ -69,30 +69,32 @@ class RenderTask(beam.DoFn):
             yield (task.split, task.shard), (index, records.serialize(record))
 
 
+def write_shard(output_dir: str, split: str, shard: int, num_shards: int, values) -> dict:
+    """Writes serialized records, in the given order, to one shard file; returns its spec entry."""
+    buffer = io.BytesIO()
+    for value in values:
+        _TFRecordUtil.write_record(buffer, value)
+    data = buffer.getvalue()
+    name = shard_name(split, shard, num_shards)
+    storage.write_atomic(storage.join(output_dir, name), data)
+    Metrics.counter("captcha", "bytes_written").inc(len(data))
+    Metrics.counter("captcha", "shards_written").inc()
+    logging.info("wrote %s: %d records, %.1f MB", name, len(values), len(data) / 1e6)
+    return {"split": split, "file": name, "num_records": len(values), "num_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
 class WriteShard(beam.DoFn):
-    """((split, shard), [(index, bytes)]) -> the shard's entry in spec.json, after writing the file."""
+    """((split, shard), [(index, bytes)]) -> the shard's spec entry, after writing it sorted by index."""
 
     def __init__(self, output_dir: str, num_shards: Dict[str, int]):
         self._output_dir = output_dir
         self._num_shards = num_shards
-        self._bytes = Metrics.counter("captcha", "bytes_written")
-        self._shards = Metrics.counter("captcha", "shards_written")
 
     def process(self, element):
         (split, shard), items = element
-        buffer = io.BytesIO()
-        count = 0
-        for _, value in sorted(items, key=lambda item: item[0]):
-            _TFRecordUtil.write_record(buffer, value)
-            count += 1
-        data = buffer.getvalue()
-        name = shard_name(split, shard, self._num_shards[split])
-        storage.write_atomic(storage.join(self._output_dir, name), data)
-        self._bytes.inc(len(data))
-        self._shards.inc()
-        logging.info("wrote %s: %d records, %.1f MB", name, count, len(data) / 1e6)
-        yield {"split": split, "file": name, "num_records": count, "num_bytes": len(data),
-               "sha256": hashlib.sha256(data).hexdigest()}
+        values = [value for _, value in sorted(items, key=lambda item: item[0])]
+        yield write_shard(self._output_dir, split, shard, self._num_shards[split], values)
 
 
 class RenderShards(beam.PTransform):

@@ -16,6 +16,7 @@ import PIL
 import pipeline
 from pipeline import records, storage
 from pipeline.config import DatasetConfig
+from pipeline.ingest import REJECTED_FILE, write_rejected
 from pipeline.shards import SPLITS
 
 FORMAT_VERSION = 1
@@ -25,14 +26,16 @@ SPEC_FILE = "spec.json"
 def identity_fields(config: DatasetConfig) -> dict:
     """Everything that decides the bytes of the shards."""
     s = config.render
-    return {
-        "format_version": FORMAT_VERSION, "source": "synthetic", "charset": s.charset,
+    fields = {
+        "format_version": FORMAT_VERSION, "charset": s.charset,
         "image": {"height": s.height, "width": s.width, "channels": 3, "encoding": "png"},
-        "render": s.describe(), "seed": config.seed, "sizes": config.sizes,
         "num_shards": config.num_shards,
         "versions": {"captcha": captcha.__version__, "pipeline": pipeline.__version__,
                      "pillow": PIL.__version__},
     }
+    if config.ingest:
+        return dict(fields, source="images", ingest=config.ingest.describe(), files=config.files)
+    return dict(fields, source="synthetic", render=s.describe(), seed=config.seed, sizes=config.sizes)
 
 
 def identity(config: DatasetConfig) -> str:
@@ -41,45 +44,57 @@ def identity(config: DatasetConfig) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
-def build(config: DatasetConfig, shard_entries: List[Dict]) -> dict:
-    """The spec of a finished dataset; raises RuntimeError if shards are missing records."""
+def build(config: DatasetConfig, shard_entries: List[Dict], num_rejected: int = 0, charset=None) -> dict:
+    """The spec of a finished dataset; raises RuntimeError if synthetic shards are missing records."""
     fields = identity_fields(config)
     splits = {}
     for split in SPLITS:
         shards = sorted((e for e in shard_entries if e["split"] == split), key=lambda e: e["file"])
         shards = [{k: e[k] for k in ("file", "num_records", "num_bytes", "sha256")} for e in shards]
         count = sum(e["num_records"] for e in shards)
-        if count != config.sizes[split] or len(shards) != config.num_shards[split]:
+        if not config.ingest and (count != config.sizes[split] or len(shards) != config.num_shards[split]):
             raise RuntimeError("split %s has %d records in %d shards, expected %d in %d" % (
                 split, count, len(shards), config.sizes[split], config.num_shards[split]))
         splits[split] = {"num_records": count, "num_bytes": sum(e["num_bytes"] for e in shards),
                          "shards": shards}
     s = config.render
+    if config.ingest:
+        lengths = sorted({n for e in shard_entries for n in e["label_lengths"]})
+        source = {"ingest": fields["ingest"], "num_files": len(config.files), "num_rejected": num_rejected,
+                  "rejected_file": REJECTED_FILE, "seed": None}
+    else:
+        lengths = list(range(s.min_length, s.max_length + 1))
+        source = {"seed": config.seed, "render": fields["render"]}
     return {
         "format_version": FORMAT_VERSION,
         "identity": identity(config),
         "source": fields["source"],
-        "charset": s.charset,
-        "label_lengths": list(range(s.min_length, s.max_length + 1)),
+        "charset": charset or s.charset,
+        "label_lengths": lengths,
         "image": fields["image"],
         "features": records.FEATURES,
         "splits": splits,
-        "seed": config.seed,
-        "render": fields["render"],
+        **source,
         "versions": dict(fields["versions"], apache_beam=apache_beam.__version__),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def finalize(shard_entries: List[Dict], config: DatasetConfig, stale_files: List[str]) -> dict:
-    """Writes spec.json after deleting the files of a replaced dataset that the new one does not reuse."""
-    spec = build(config, shard_entries)
+def finalize(shard_entries: List[Dict], config: DatasetConfig, stale_files: List[str], rejected=(),
+             charset=None) -> None:
+    """Writes rejected.csv (images source), deletes files of a replaced dataset that the new one does not
+    reuse, then writes spec.json."""
+    if config.ingest:
+        write_rejected(list(rejected), config.output_dir)
+        if not shard_entries:
+            logging.error("no image was accepted; see %s", REJECTED_FILE)
+            return
+    spec = build(config, shard_entries, len(rejected), charset)
     keep = {e["file"] for split in spec["splits"].values() for e in split["shards"]}
     storage.delete_if_exists([storage.join(config.output_dir, f) for f in stale_files if f not in keep])
     storage.write_atomic(storage.join(config.output_dir, SPEC_FILE),
                          json.dumps(spec, indent=2).encode("utf-8"))
     logging.info("dataset %s complete in %s", spec["identity"], config.output_dir)
-    return spec
 
 
 def read(output_dir: str):
