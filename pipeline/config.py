@@ -42,7 +42,7 @@ def _str_list(text: str) -> Tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.main",
+        prog="python -m pipeline.main", exit_on_error=False,
         description="Render labelled captchas into sharded TFRecords and spec.json. "
                     "Other arguments are Apache Beam pipeline options (e.g. --runner).")
     parser.add_argument("--output_dir", default="data/captcha", help="dataset folder (local or gs://...)")
@@ -136,7 +136,10 @@ def _images_config(args, output_dir) -> DatasetConfig:
 
 def parse(argv: Optional[List[str]]):
     """Returns (DatasetConfig, Beam arguments). Raises ValueError on a bad setting, before any work."""
-    args, beam_args = build_parser().parse_known_args(argv)
+    try:
+        args, beam_args = build_parser().parse_known_args(argv)
+    except argparse.ArgumentError as e:
+        raise ValueError(str(e)) from None
     if args.num_shards < 0 or args.shard_size_mb <= 0:
         raise ValueError("--num_shards must be >= 0 and --shard_size_mb > 0")
     if args.source == "images":
