@@ -22,6 +22,7 @@ setuptools.setup(
         "absl-py>=2.1",
         "tqdm>=4.66",
         "matplotlib>=3.8",
+        "tensorboard>=2.21,<2.22",  # the TensorBoard callback; TF 2.21 no longer depends on it
         "PyYAML>=6",
     ],
     extras_require={

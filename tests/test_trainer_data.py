@@ -1,0 +1,133 @@
+"""trainer.spec and trainer.data: the spec contract, shard checks and the tf.data pipeline."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from trainer_fixtures import CHARSET, copy_dataset, fixed_dataset, variable_dataset  # noqa: F401 (fixtures)
+
+from trainer import data, decoding
+from trainer import spec as spec_lib
+from trainer.errors import UserError
+
+
+def _serialized(data_dir, split):
+    spec = spec_lib.load_spec(data_dir)
+    return [r.numpy() for r in tf.data.TFRecordDataset(spec_lib.shard_paths(spec, data_dir, split))]
+
+
+def _flip_bytes(path, offset=200):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_spec_gives_shape_lengths_and_shards(fixed_dataset):
+    spec = spec_lib.load_spec(fixed_dataset)
+    assert spec["charset"] == CHARSET
+    assert spec_lib.image_shape(spec) == (64, 128, 3)
+    assert spec["label_lengths"] == [4]
+    assert [os.path.basename(p) for p in spec_lib.shard_paths(spec, fixed_dataset, "train")] == [
+        "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002"]
+    spec_lib.verify_shards(spec, fixed_dataset, spec_lib.SPLITS)
+
+
+def test_missing_spec_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="spec.json not found"):
+        spec_lib.load_spec(str(tmp_path))
+
+
+def test_sha256_mismatch_names_the_shard(fixed_dataset, tmp_path):
+    copy = copy_dataset(fixed_dataset, tmp_path / "data")
+    _flip_bytes(os.path.join(copy, "train.tfrecord-00001-of-00002"))
+    with pytest.raises(UserError, match=r"shard train.tfrecord-00001-of-00002 .* corrupt: sha256"):
+        spec_lib.verify_shards(spec_lib.load_spec(copy), copy, ["train", "val"])
+
+
+def test_missing_shard_names_the_shard(fixed_dataset, tmp_path):
+    copy = copy_dataset(fixed_dataset, tmp_path / "data")
+    os.remove(os.path.join(copy, "val.tfrecord-00000-of-00002"))
+    with pytest.raises(UserError, match="shard val.tfrecord-00000-of-00002 .* is missing"):
+        spec_lib.verify_shards(spec_lib.load_spec(copy), copy, ["train", "val"])
+
+
+def test_corrupt_record_is_found_by_reading(fixed_dataset, tmp_path):
+    copy = copy_dataset(fixed_dataset, tmp_path / "data")
+    spec = spec_lib.load_spec(copy)
+    assert spec_lib.find_corrupt_shard(spec, copy, ["train"]) is None
+    _flip_bytes(os.path.join(copy, "train.tfrecord-00001-of-00002"))
+    with pytest.raises(UserError, match="cannot read shard train.tfrecord-00001-of-00002"):
+        with spec_lib.naming_bad_shards(spec, copy, ["val", "train"]):
+            for _ in data.make_dataset(spec, copy, "train", 8, training=False):
+                pass
+
+
+def test_parse_eagerly_equals_parse_in_tf_data(fixed_dataset):
+    """big_vision habit: the same op eagerly and inside tf.data."""
+    spec = spec_lib.load_spec(fixed_dataset)
+    serialized = _serialized(fixed_dataset, "val")[:8]
+    eager_images, eager_labels = data.parse_batch(tf.constant(serialized), (64, 128, 3), 4)
+    graph_images, graph_labels = next(iter(
+        tf.data.Dataset.from_tensor_slices(serialized).batch(8).map(
+            lambda s: data.parse_batch(s, (64, 128, 3), 4))))
+    np.testing.assert_array_equal(eager_images.numpy(), graph_images.numpy())
+    np.testing.assert_array_equal(eager_labels.numpy(), graph_labels.numpy())
+    # Labels agree with the records' own text; images with an independent PNG decode.
+    example = tf.train.Example.FromString(serialized[0])
+    text = example.features.feature["text"].bytes_list.value[0].decode()
+    assert decoding.ids_to_text(eager_labels[:1], CHARSET).numpy()[0].decode() == text
+    png = example.features.feature["image"].bytes_list.value[0]
+    np.testing.assert_array_equal(eager_images[0].numpy(), tf.io.decode_png(png, channels=3).numpy())
+    assert spec["image"]["encoding"] == "png"
+
+
+def test_eval_dataset_is_one_ordered_pass_in_float(fixed_dataset):
+    spec = spec_lib.load_spec(fixed_dataset)
+    batches = list(data.make_dataset(spec, fixed_dataset, "test", 6, training=False))
+    assert [len(labels) for _, labels in batches] == [6, 6, 4]
+    images, labels = batches[0]
+    assert images.dtype == tf.float32 and images.shape[1:] == (64, 128, 3)
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    again = list(data.make_dataset(spec, fixed_dataset, "test", 6, training=False, cache=True))
+    for (x1, y1), (x2, y2) in zip(batches, again):
+        np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+
+
+def test_train_dataset_repeats_with_full_batches(fixed_dataset):
+    spec = spec_lib.load_spec(fixed_dataset)
+    batches = list(data.make_dataset(spec, fixed_dataset, "train", 20, training=True, cache=True).take(5))
+    assert all(labels.shape == (20, 4) for _, labels in batches)  # 100 records from a 48-record split
+
+
+def test_variable_length_labels_are_padded(variable_dataset):
+    spec = spec_lib.load_spec(variable_dataset)
+    assert spec["label_lengths"] == [4, 5, 6]
+    labels = np.concatenate([y.numpy() for _, y in data.make_dataset(spec, variable_dataset, "val", 8,
+                                                                        training=False)])
+    assert labels.shape == (8, 6)
+    lengths = (labels != data.PAD).sum(axis=1)
+    assert set(lengths) <= {4, 5, 6}
+    for row, length in zip(labels, lengths):  # padding only at the end
+        assert (row[:length] >= 0).all() and (row[length:] == data.PAD).all()
+
+
+def test_empty_split_is_a_clear_error(fixed_dataset, tmp_path):
+    copy = copy_dataset(fixed_dataset, tmp_path / "data")
+    spec = spec_lib.load_spec(copy)
+    spec["splits"]["test"] = {"num_records": 0, "num_bytes": 0, "shards": []}
+    with open(os.path.join(copy, "spec.json"), "w") as f:
+        json.dump(spec, f)
+    with pytest.raises(UserError, match="split 'test' .* has no records"):
+        data.make_dataset(spec_lib.load_spec(copy), copy, "test", 8, training=False)
+
+
+def test_decode_image_resizes_and_converts_channels():
+    gray = tf.io.encode_jpeg(tf.fill([80, 200, 1], tf.constant(128, tf.uint8)))
+    image = data.decode_image(gray, (64, 128, 3), resize=True)
+    assert image.shape == (64, 128, 3) and image.dtype == tf.uint8
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        data.decode_image(gray, (64, 128, 3))

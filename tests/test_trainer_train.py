@@ -1,0 +1,196 @@
+"""End to end: train, resume, export, evaluate and predict on tiny pipeline datasets."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from trainer_fixtures import CHARSET, copy_dataset, fixed_dataset, variable_dataset  # noqa: F401 (fixtures)
+
+from trainer import data, decoding, evaluation, inference, train
+from trainer import spec as spec_lib
+from trainer.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(model, data_dir, model_dir, **overrides):
+    settings = dict(batch_size=8, epochs=2, steps_per_epoch=2, seed=0) | overrides
+    return train.TrainConfig(model=model, data_dir=data_dir, model_dir=str(model_dir), **settings)
+
+
+def _epochs_logged(model_dir):
+    with open(os.path.join(model_dir, "log.csv"), newline="") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def _raw_images(data_dir, split, count):
+    """The first `count` encoded PNGs and decoded float images of a split."""
+    spec = spec_lib.load_spec(data_dir)
+    serialized = tf.stack(list(tf.data.TFRecordDataset(spec_lib.shard_paths(spec, data_dir, split)).take(count)))
+    encoded = tf.io.parse_example(serialized, {"image": tf.io.FixedLenFeature([], tf.string)})["image"]
+    images, _ = data.parse_batch(serialized, spec_lib.image_shape(spec), max(spec["label_lengths"]))
+    return encoded, data.to_float(images)
+
+
+def _run(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(fixed_dataset, variable_dataset, tmp_path_factory):
+    """model name -> (model_dir, data_dir): cnn on fixed-length labels, ctc on variable-length labels."""
+    runs = {"cnn": fixed_dataset, "ctc": variable_dataset}
+    result = {}
+    for name, data_dir in runs.items():
+        model_dir = tmp_path_factory.mktemp(name)
+        history = train.train_and_evaluate(_config(name, data_dir, model_dir))
+        assert history.epoch == [0, 1]
+        result[name] = (str(model_dir), data_dir)
+    return result
+
+
+@pytest.mark.parametrize("name", ["cnn", "ctc"])
+def test_training_writes_all_outputs(name, trained):
+    model_dir, data_dir = trained[name]
+    for output in ("best.keras", "spec.json", "config.json", "log.csv", "curves.png", "saved_model/saved_model.pb"):
+        assert os.path.exists(os.path.join(model_dir, output)), output
+    assert os.listdir(os.path.join(model_dir, "tensorboard"))
+    assert not os.path.exists(os.path.join(model_dir, "backup"))  # deleted after a finished run
+    assert spec_lib.load_spec(model_dir) == spec_lib.load_spec(data_dir)
+    with open(os.path.join(model_dir, "log.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    for key in ("loss", "val_loss", "val_captcha_acc", "val_char_acc", "learning_rate"):
+        assert all(0 <= float(r[key]) < 1e3 for r in rows), key
+
+
+@pytest.mark.parametrize("name", ["cnn", "ctc"])
+def test_saved_model_reads_like_the_keras_model(name, trained):
+    model_dir, data_dir = trained[name]
+    encoded, images = _raw_images(data_dir, "test", 6)
+    model = keras.models.load_model(os.path.join(model_dir, "best.keras"), compile=False)
+    texts, confidence = decoding.predict_text(model, images, CHARSET)
+    out = inference.load_signature(model_dir)(images=encoded)
+    assert [t.decode() for t in out["text"].numpy()] == texts
+    assert out["confidence"].dtype == tf.float32
+    np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)
+
+
+def test_evaluate_writes_json_and_error_grid(trained):
+    model_dir, data_dir = trained["ctc"]
+    result = evaluation.evaluate(model_dir, data_dir, "test", batch_size=4)
+    with open(os.path.join(model_dir, "eval_test.json")) as f:
+        assert json.load(f) == result
+    assert os.path.exists(os.path.join(model_dir, "eval_test_errors.png"))
+    assert result["num_examples"] == 8 and result["decoder"] == "greedy"
+    assert len(result["position_acc"]) == 6  # labels of up to 6 characters
+    assert 0 <= result["captcha_acc"] <= 1 and 0 <= result["char_acc"] <= 1
+
+
+def test_evaluate_cli_prints_a_table(trained):
+    model_dir, data_dir = trained["cnn"]
+    done = _run("trainer.evaluate", f"--model_dir={model_dir}", f"--data_dir={data_dir}", "--split=val",
+                "--batch_size=8")
+    assert done.returncode == 0, done.stderr
+    assert "captcha acc" in done.stdout and "position 3" in done.stdout
+    assert os.path.exists(os.path.join(model_dir, "eval_val.json"))
+
+
+def test_predict_cli_reports_bad_images_and_reads_the_others(trained, tmp_path):
+    model_dir, data_dir = trained["cnn"]
+    encoded, images = _raw_images(data_dir, "test", 1)
+    good = tmp_path / "good.png"
+    good.write_bytes(encoded[0].numpy())
+    not_image = tmp_path / "not_image.png"
+    not_image.write_text("hello")
+    missing = tmp_path / "missing.png"
+    done = _run("trainer.predict", f"--model_dir={model_dir}", str(missing), str(good), str(not_image))
+    assert done.returncode == 1
+    model = keras.models.load_model(os.path.join(model_dir, "best.keras"), compile=False)
+    expected, _ = decoding.predict_text(model, images, CHARSET)
+    path, text, confidence = done.stdout.strip().split("\t")
+    assert (path, text) == (str(good), expected[0]) and 0 < float(confidence) <= 1
+    assert f"cannot read {missing}" in done.stderr and f"cannot decode {not_image}" in done.stderr
+
+
+def test_charset_mismatch_is_a_clear_error(trained, tmp_path):
+    model_dir, data_dir = trained["cnn"]
+    other = copy_dataset(data_dir, tmp_path / "other")
+    spec = spec_lib.load_spec(other)
+    spec["charset"] = CHARSET[::-1]
+    with open(os.path.join(other, "spec.json"), "w") as f:
+        json.dump(spec, f)
+    with pytest.raises(UserError, match="charset mismatch"):
+        evaluation.evaluate(model_dir, other, "test")
+    with pytest.raises(UserError, match="charset mismatch"):
+        train.train_and_evaluate(_config("cnn", other, model_dir))
+    with pytest.raises(UserError, match="charset mismatch: the model outputs 36 classes"):
+        decoding.is_ctc(36, "0123456789")
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt("killed")
+
+
+def test_interrupted_run_resumes_from_its_last_epoch(fixed_dataset, tmp_path):
+    config = _config("cnn", fixed_dataset, tmp_path / "model", epochs=3, steps_per_epoch=1)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(config, extra_callbacks=[_StopAfterFirstEpoch()])
+    assert _epochs_logged(config.model_dir) == [0]
+    assert os.path.exists(os.path.join(config.model_dir, "backup"))
+    history = train.train_and_evaluate(config)
+    assert history.epoch == [1, 2]
+    assert _epochs_logged(config.model_dir) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("verify_shards, match", [(True, "sha256"), (False, "cannot read shard")])
+def test_corrupt_shard_stops_training_naming_it(fixed_dataset, tmp_path, verify_shards, match):
+    copy = copy_dataset(fixed_dataset, tmp_path / "data")
+    shard = os.path.join(copy, "train.tfrecord-00000-of-00002")
+    with open(shard, "r+b") as f:
+        f.seek(300)
+        f.write(b"\x00\x01\x02\x03")
+    config = _config("cnn", copy, tmp_path / "model", verify_shards=verify_shards, epochs=1)
+    with pytest.raises(UserError, match=f"train.tfrecord-00000-of-00002.*{match}|{match}.*train.tfrecord-00000"):
+        train.train_and_evaluate(config)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"model": "rnn"}, "unknown model 'rnn'; expected one of cnn, ctc"),
+    ({"strategy": "tpu"}, "unknown strategy"),
+    ({"batch_size": 0}, "batch_size must be at least 1"),
+    ({"learning_rate": -1.0}, "learning_rate must be positive"),
+])
+def test_bad_config_is_a_clear_error(fixed_dataset, tmp_path, overrides, match):
+    config = _config("cnn", fixed_dataset, tmp_path / "model")
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    with pytest.raises(UserError, match=match):
+        train.train_and_evaluate(config)
+
+
+def test_cnn_on_variable_length_labels_is_a_clear_error(variable_dataset, tmp_path):
+    with pytest.raises(UserError, match="fixed-length labels"):
+        train.train_and_evaluate(_config("cnn", variable_dataset, tmp_path / "model"))
+    assert not os.path.exists(tmp_path / "model")
+
+
+def test_model_dir_of_another_model_is_a_clear_error(trained):
+    model_dir, data_dir = trained["cnn"]
+    with pytest.raises(UserError, match="holds a 'cnn' model, not 'ctc'"):
+        train.train_and_evaluate(_config("ctc", data_dir, model_dir))
+
+
+def test_main_exits_non_zero_with_a_message_on_a_bad_data_dir(tmp_path):
+    done = _run("trainer.main", "--model=ctc", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
+    assert done.returncode == 1
+    assert "error:" in done.stderr and "spec.json not found" in done.stderr
+    done = _run("trainer.main", "--model=rnn", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
+    assert done.returncode != 0 and "--model=rnn: value should be one of <cnn|ctc>" in done.stderr

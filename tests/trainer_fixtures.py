@@ -1,0 +1,39 @@
+"""Shared data for the trainer tests: tiny datasets rendered by the real pipeline, once per session.
+
+Test modules import the fixtures (`from trainer_fixtures import fixed_dataset`); each dataset is rendered once
+per session even when several modules use it.
+"""
+import functools
+import shutil
+
+import pytest
+
+from pipeline.main import run as run_pipeline
+
+CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@functools.cache
+def _render(output_dir, *args):
+    run_pipeline([f"--output_dir={output_dir}", "--seed=1", "--direct_num_workers=1", *args])
+    return output_dir
+
+
+@pytest.fixture(scope="session")
+def fixed_dataset(tmp_path_factory):
+    """Labels of 4 characters, 2 shards per split: train 48, val 16, test 16."""
+    return _render(str(tmp_path_factory.getbasetemp() / "fixed_dataset"),
+                   "--train_size=48", "--val_size=16", "--test_size=16", "--num_shards=2")
+
+
+@pytest.fixture(scope="session")
+def variable_dataset(tmp_path_factory):
+    """Labels of 4 to 6 characters, 1 shard per split: train 16, val 8, test 8."""
+    return _render(str(tmp_path_factory.getbasetemp() / "variable_dataset"),
+                   "--train_size=16", "--val_size=8", "--test_size=8", "--min_length=4", "--max_length=6")
+
+
+def copy_dataset(src, dst):
+    """A writable copy of a dataset folder, to corrupt."""
+    shutil.copytree(src, dst)
+    return str(dst)

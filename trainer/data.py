@@ -1,0 +1,78 @@
+"""The tf.data input pipeline: a split's TFRecord shards -> batches of (float32 images in [0, 1], int32 labels).
+
+Labels are the charset indices of each character, padded with PAD (-1) to the spec's longest label length.
+"""
+import functools
+
+import tensorflow as tf
+
+from trainer import spec as spec_lib
+from trainer.errors import UserError
+
+PAD = -1
+_FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.VarLenFeature(tf.int64),
+}
+# Records decoded per parse_example call when filling the in-memory cache.
+_CACHE_PARSE_BATCH = 256
+
+
+def decode_image(encoded, image_shape, resize=False):
+    """Encoded PNG/JPEG/GIF/BMP bytes -> uint8 [height, width, channels], converted to `channels`.
+
+    With `resize`, any size is resized (bilinear) to `image_shape`; without it a different size is an error.
+    """
+    height, width, channels = image_shape
+    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    if resize:
+        image = tf.image.resize(image, (height, width), method="bilinear")
+        image = tf.saturate_cast(tf.round(image), tf.uint8)
+    return tf.ensure_shape(image, image_shape)
+
+
+def to_float(images):
+    """uint8 images -> float32 in [0, 1], the models' input."""
+    return tf.cast(images, tf.float32) / 255.0
+
+
+def parse_batch(serialized, image_shape, max_label_length):
+    """A batch of serialized tf.train.Examples -> (uint8 images [B, H, W, C], int32 labels [B, max_label_length])."""
+    features = tf.io.parse_example(serialized, _FEATURES)
+    images = tf.map_fn(lambda b: decode_image(b, image_shape), features["image"],
+                       fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))  # 10 decodes in parallel in graphs
+    labels = tf.cast(tf.sparse.to_dense(features["label"], default_value=PAD), tf.int32)
+    labels = tf.pad(labels, [[0, 0], [0, max_label_length - tf.shape(labels)[1]]], constant_values=PAD)
+    return images, tf.ensure_shape(labels, [None, max_label_length])
+
+
+def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, shuffle_buffer=10_000, seed=None):
+    """Batches of (images, labels) from `split`; endless and shuffled when `training`, one ordered pass otherwise."""
+    files = spec_lib.shard_paths(spec, data_dir, split)
+    if spec_lib.num_records(spec, split) == 0 or not files:
+        raise UserError(f"split {split!r} of {data_dir} has no records")
+    image_shape = spec_lib.image_shape(spec)
+    max_label_length = max(spec["label_lengths"])
+    parse = functools.partial(parse_batch, image_shape=image_shape, max_label_length=max_label_length)
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        ds = ds.shuffle(len(files), seed=seed)  # a different shard order each epoch
+    # Read shards in parallel; eval order stays fixed via options.deterministic below.
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        # Decode once, keep uint8 images in memory (4x smaller than float32); unbatch so shuffling mixes records.
+        ds = ds.batch(_CACHE_PARSE_BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
+    if training:
+        ds = ds.shuffle(min(shuffle_buffer, spec_lib.num_records(spec, split)), seed=seed)  # records, not batches
+        ds = ds.repeat()  # endless: fit's steps_per_epoch defines an epoch, batches never straddle a short tail
+    # Batch before parsing: parse_example on a batch is several times faster than per record.
+    ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE)
+    if not cache:
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda images, labels: (to_float(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)  # overlap input with the train step
+    options = tf.data.Options()
+    options.deterministic = not training  # training may take whichever element is ready first
+    return ds.with_options(options)

@@ -1,0 +1,59 @@
+"""Evaluates a trained model on a dataset split: metrics JSON, a printed table, a grid of mispredictions.
+
+    python -m trainer.evaluate --model_dir=runs/ctc --data_dir=data/synth --split=test
+"""
+import json
+import os
+
+import keras
+import numpy as np
+import tqdm
+
+from trainer import data, decoding, metrics, plots
+from trainer import spec as spec_lib
+from trainer.errors import UserError
+
+
+def evaluate(model_dir, data_dir, split="test", batch_size=64, decoder=None, verify_shards=True,
+             max_error_images=32):
+    """Writes model_dir/eval_{split}.json and eval_{split}_errors.png; returns the metrics dict.
+
+    `decoder` defaults to the one the model was trained with (model_dir/config.json).
+    """
+    model_spec = spec_lib.load_spec(model_dir)
+    data_spec = spec_lib.load_spec(data_dir)
+    spec_lib.check_same_task(model_spec, data_spec, model_dir)
+    if verify_shards:
+        spec_lib.verify_shards(data_spec, data_dir, [split])
+    charset = data_spec["charset"]
+    if decoder is None:
+        with open(os.path.join(model_dir, "config.json")) as f:
+            decoder = json.load(f)["decoder"]
+    model_path = os.path.join(model_dir, "best.keras")
+    if not os.path.exists(model_path):
+        raise UserError(f"{model_path} not found: train with trainer.main first")
+    model = keras.models.load_model(model_path, compile=False)
+    decoding.is_ctc(model.output_shape[-1], charset)  # fails early on a charset/model mismatch
+
+    dataset = data.make_dataset(data_spec, data_dir, split, batch_size, training=False)
+    true_texts, pred_texts, error_images, error_true, error_pred = [], [], [], [], []
+    total = -(-spec_lib.num_records(data_spec, split) // batch_size)
+    with spec_lib.naming_bad_shards(data_spec, data_dir, [split]):
+        for images, labels in tqdm.tqdm(dataset, total=total, desc=f"evaluate {split}", unit="batch"):
+            predicted, _ = decoding.predict_text(model, images, charset, decoder)
+            expected = [t.decode() for t in decoding.ids_to_text(labels, charset).numpy()]
+            true_texts += expected
+            pred_texts += predicted
+            for image, true, pred in zip(images.numpy(), expected, predicted):
+                if true != pred and len(error_images) < max_error_images:
+                    error_images.append(image)
+                    error_true.append(true)
+                    error_pred.append(pred)
+
+    result = metrics.compute_metrics(true_texts, pred_texts)
+    result.update(split=split, data_dir=data_dir, decoder=decoder)
+    with open(os.path.join(model_dir, f"eval_{split}.json"), "w") as f:
+        json.dump(result, f, indent=2, ensure_ascii=False)
+    plots.plot_errors(np.array(error_images), error_true, error_pred,
+                      os.path.join(model_dir, f"eval_{split}_errors.png"))
+    return result

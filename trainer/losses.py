@@ -1,0 +1,38 @@
+"""Losses matching trainer.decoding's output conventions."""
+import keras
+from keras import ops
+
+from trainer import decoding
+
+
+@keras.saving.register_keras_serializable(package="trainer")
+class CTCLoss(keras.losses.Loss):
+    """CTC loss on probabilities [B, T, K] with blank index K - 1 and labels padded with data.PAD (-1).
+
+    keras.losses.CTC fixes blank = 0 and pads with 0, which would clash with charset index 0, so this one takes
+    label lengths from the padding instead. keras.ops.ctc_loss wants logits; log-probabilities are valid logits
+    (its log-softmax leaves them unchanged).
+    """
+
+    def __init__(self, blank_index, name="ctc", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.blank_index = blank_index
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        valid = y_true >= 0
+        label_length = ops.sum(ops.cast(valid, "int32"), axis=-1)
+        batch, steps = ops.shape(y_pred)[0], ops.shape(y_pred)[1]
+        logits = ops.log(ops.maximum(ops.cast(y_pred, "float32"), 1e-12))
+        return ops.ctc_loss(ops.where(valid, y_true, 0), logits, label_length,
+                            ops.full((batch,), steps, dtype="int32"), mask_index=self.blank_index)
+
+    def get_config(self):
+        return {**super().get_config(), "blank_index": self.blank_index}
+
+
+def loss_for(model, charset):
+    """The training loss for `model`'s output type (CTC or one softmax per position)."""
+    if decoding.is_ctc(model.output_shape[-1], charset):
+        return CTCLoss(blank_index=len(charset))
+    return keras.losses.SparseCategoricalCrossentropy()

@@ -1,0 +1,10 @@
+"""The model registry: name -> pure builder(image_shape, charset_size, label_lengths) -> uncompiled keras.Model.
+
+A new architecture is one file here and one entry in MODELS; `--model` takes its allowed values from MODELS.
+"""
+from trainer.models import cnn, ctc
+
+MODELS = {
+    "cnn": cnn.build,
+    "ctc": ctc.build,
+}
