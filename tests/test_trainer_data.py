@@ -2,12 +2,13 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from trainer_fixtures import CHARSET, copy_dataset, fixed_dataset, variable_dataset  # noqa: F401 (fixtures)
 
-from trainer import data, decoding
+from trainer import augment, data, decoding
 from trainer import spec as spec_lib
 from trainer.errors import UserError
 
@@ -131,3 +132,52 @@ def test_decode_image_resizes_and_converts_channels():
     assert image.shape == (64, 128, 3) and image.dtype == tf.uint8
     with pytest.raises(tf.errors.InvalidArgumentError):
         data.decode_image(gray, (64, 128, 3))
+
+
+def test_augment_changes_images_but_not_shapes_range_or_labels(fixed_dataset):
+    spec = spec_lib.load_spec(fixed_dataset)
+    plain = list(data.make_dataset(spec, fixed_dataset, "test", 8, training=False))
+    augmented = list(data.make_dataset(spec, fixed_dataset, "test", 8, training=False, augment=True))
+    assert len(augmented) == len(plain) == 2
+    for (images, labels), (new_images, new_labels) in zip(plain, augmented):
+        assert new_images.shape == images.shape and new_images.dtype == tf.float32
+        assert 0.0 <= float(tf.reduce_min(new_images)) and float(tf.reduce_max(new_images)) <= 1.0
+        assert (np.abs(new_images.numpy() - images.numpy()).mean(axis=(1, 2, 3)) > 0.01).all()
+        np.testing.assert_array_equal(new_labels.numpy(), labels.numpy())
+    again, _ = next(iter(data.make_dataset(spec, fixed_dataset, "test", 8, training=False, augment=True)))
+    assert np.abs(again.numpy() - augmented[0][0].numpy()).mean() > 0.01  # new jitter on every read
+    eager = augment.augment(plain[0][0])  # eagerly as in tf.data
+    assert eager.shape == plain[0][0].shape and 0.0 <= float(tf.reduce_min(eager)) <= float(tf.reduce_max(eager)) <= 1
+
+
+def test_training_batches_are_augmented_only_when_asked(fixed_dataset):
+    spec = spec_lib.load_spec(fixed_dataset)
+    for augmented in (False, True):
+        images, labels = next(iter(data.make_dataset(spec, fixed_dataset, "train", 8, training=True,
+                                                     augment=augmented)))
+        assert images.shape == (8, 64, 128, 3) and labels.shape == (8, 4)
+        pixels = images.numpy() * 255  # un-augmented images hold whole uint8 levels only
+        assert np.allclose(pixels, np.round(pixels), atol=1e-3) != augmented
+
+
+def test_without_augment_batches_are_the_decoded_records(fixed_dataset):
+    spec = spec_lib.load_spec(fixed_dataset)
+    images, labels = data.parse_batch(tf.constant(_serialized(fixed_dataset, "test")), (64, 128, 3), 4)
+    by_label = {tuple(label): image for label, image in zip(labels.numpy(), data.to_float(images).numpy())}
+    got_images, got_labels = next(iter(data.make_dataset(spec, fixed_dataset, "test", 16, training=False)))
+    assert len(by_label) == len(got_labels) == 16  # the shards are interleaved: match records by label
+    for image, label in zip(got_images.numpy(), got_labels.numpy()):
+        np.testing.assert_array_equal(image, by_label[tuple(label)])
+
+
+def test_affine_transforms_keep_the_centre_and_shift_by_whole_pixels():
+    one = tf.constant([1.0])
+    rotated = augment.affine_transforms(0.3 * one, 0.2 * one, 1.1 * one, 0 * one, 0 * one, 64, 128).numpy()[0]
+    cx, cy = 63.5, 31.5
+    assert rotated[0] * cx + rotated[1] * cy + rotated[2] == pytest.approx(cx)
+    assert rotated[3] * cx + rotated[4] * cy + rotated[5] == pytest.approx(cy)
+    shifted = augment.affine_transforms(0 * one, 0 * one, one, 3 * one, -2 * one, 64, 128)
+    np.testing.assert_allclose(shifted.numpy(), [[1, 0, -3, 0, 1, 2, 0, 0]], atol=1e-6)
+    image = tf.random.uniform([1, 64, 128, 3])
+    moved = keras.ops.image.affine_transform(image, shifted).numpy()
+    np.testing.assert_allclose(moved[0, :62, 3:], image.numpy()[0, 2:, :-3], atol=1e-6)  # 3 right, 2 up

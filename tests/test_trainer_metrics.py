@@ -15,6 +15,9 @@ def test_compute_metrics_hand_computed():
     # Position 0: A,O(wrong),X,Q -> 3/4; 1: B,0,Y,Q -> 4/4; 2: 1,O(wrong),Z(missing),Q -> 2/4; 3: 2,0,Q -> 3/3.
     assert result["position_acc"] == pytest.approx([3 / 4, 4 / 4, 2 / 4, 3 / 3])
     assert result["confusions"] == [{"true": "O", "pred": "0", "count": 2}, {"true": "Z", "pred": "", "count": 1}]
+    # Length 3: "XYZ" wrong -> 0/1; length 4: "AB12" right, "O0O0" and "QQQQ" (extra Q) wrong -> 1/3.
+    assert result["length_acc"] == [{"length": 3, "num_examples": 1, "captcha_acc": 0.0},
+                                    {"length": 4, "num_examples": 3, "captcha_acc": pytest.approx(1 / 3)}]
 
 
 def test_compute_metrics_rejects_unequal_lists():
@@ -27,3 +30,6 @@ def test_format_table_lists_metrics_and_confusions():
     assert "captcha acc     0.0000" in table
     assert "'O' -> '0': 1" in table
     assert "'1' -> (missing): 1" in table
+    table = metrics.format_table(metrics.compute_metrics(["AB", "ABC", "ABD"], ["AB", "ABC", "AB"]))
+    assert "length 2 acc    1.0000 (1 examples)" in table
+    assert "length 3 acc    0.5000 (2 examples)" in table

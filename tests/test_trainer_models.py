@@ -11,15 +11,16 @@ from trainer import spec as spec_lib
 from trainer.models import MODELS
 
 SHAPE = (64, 128, 3)
+CTC_MODELS = ("ctc", "ctc_lite")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_builders_return_uncompiled_models_with_float32_probabilities(name):
     model = MODELS[name](SHAPE, len(CHARSET), [4])
     assert not model.compiled
-    classes = len(CHARSET) + (name == "ctc")
+    classes = len(CHARSET) + (name in CTC_MODELS)
     assert model.output_shape[-1] == classes
-    assert decoding.is_ctc(classes, CHARSET) == (name == "ctc")
+    assert decoding.is_ctc(classes, CHARSET) == (name in CTC_MODELS)
     probs = model(np.random.default_rng(0).random((2, *SHAPE), np.float32), training=False)
     np.testing.assert_allclose(probs.numpy().sum(-1), 1.0, rtol=1e-5)
 
@@ -40,19 +41,21 @@ def test_cnn_refuses_variable_length_labels():
         MODELS["cnn"](SHAPE, len(CHARSET), [4, 5, 6])
 
 
-def test_ctc_refuses_labels_longer_than_its_time_steps():
+@pytest.mark.parametrize("name", CTC_MODELS)
+def test_ctc_refuses_labels_longer_than_its_time_steps(name):
     with pytest.raises(ValueError, match="too few for labels of length 9"):
-        MODELS["ctc"](SHAPE, len(CHARSET), [9])
+        MODELS[name](SHAPE, len(CHARSET), [9])
 
 
-def test_ctc_grus_are_cudnn_eligible():
-    model = MODELS["ctc"](SHAPE, len(CHARSET), [4, 5, 6])
+@pytest.mark.parametrize("name, layers, units", [("ctc", 2, 128), ("ctc_lite", 1, 64)])
+def test_ctc_grus_are_cudnn_eligible(name, layers, units):
+    model = MODELS[name](SHAPE, len(CHARSET), [4, 5, 6])
     grus = [layer for bi in model.layers if isinstance(bi, keras.layers.Bidirectional)
             for layer in (bi.forward_layer, bi.backward_layer)]
-    assert len(grus) == 4
+    assert len(grus) == 2 * layers
     assert not any(isinstance(layer, keras.layers.Masking) for layer in model.layers)
     for gru in grus:
-        assert isinstance(gru, keras.layers.GRU) and gru.units == 128 and gru.return_sequences
+        assert isinstance(gru, keras.layers.GRU) and gru.units == units and gru.return_sequences
         assert gru.use_cudnn in ("auto", True) and gru.recurrent_dropout == 0
         assert _do_gru_arguments_support_cudnn(gru.cell.activation, gru.cell.recurrent_activation, gru.unroll,
                                                gru.cell.use_bias, gru.cell.reset_after)

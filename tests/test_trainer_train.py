@@ -14,6 +14,7 @@ from trainer_fixtures import CHARSET, copy_dataset, fixed_dataset, variable_data
 from trainer import data, decoding, evaluation, inference, train
 from trainer import spec as spec_lib
 from trainer.errors import UserError
+from trainer.models import MODELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,6 +92,9 @@ def test_evaluate_writes_json_and_error_grid(trained):
     assert result["num_examples"] == 8 and result["decoder"] == "greedy"
     assert len(result["position_acc"]) == 6  # labels of up to 6 characters
     assert 0 <= result["captcha_acc"] <= 1 and 0 <= result["char_acc"] <= 1
+    by_length = result["length_acc"]
+    assert {r["length"] for r in by_length} <= {4, 5, 6} and sum(r["num_examples"] for r in by_length) == 8
+    assert sum(r["captcha_acc"] * r["num_examples"] for r in by_length) / 8 == pytest.approx(result["captcha_acc"])
 
 
 def test_evaluate_cli_prints_a_table(trained):
@@ -98,7 +102,7 @@ def test_evaluate_cli_prints_a_table(trained):
     done = _run("trainer.evaluate", f"--model_dir={model_dir}", f"--data_dir={data_dir}", "--split=val",
                 "--batch_size=8")
     assert done.returncode == 0, done.stderr
-    assert "captcha acc" in done.stdout and "position 3" in done.stdout
+    assert "captcha acc" in done.stdout and "position 3" in done.stdout and "length 4 acc" in done.stdout
     assert os.path.exists(os.path.join(model_dir, "eval_val.json"))
 
 
@@ -119,13 +123,18 @@ def test_predict_cli_reports_bad_images_and_reads_the_others(trained, tmp_path):
     assert f"cannot read {missing}" in done.stderr and f"cannot decode {not_image}" in done.stderr
 
 
+def _dataset_with(data_dir, dst, **spec_changes):
+    """A copy of a dataset folder whose spec.json has `spec_changes`."""
+    copy = copy_dataset(data_dir, dst)
+    spec = spec_lib.load_spec(copy) | spec_changes
+    with open(os.path.join(copy, "spec.json"), "w") as f:
+        json.dump(spec, f)
+    return copy
+
+
 def test_charset_mismatch_is_a_clear_error(trained, tmp_path):
     model_dir, data_dir = trained["cnn"]
-    other = copy_dataset(data_dir, tmp_path / "other")
-    spec = spec_lib.load_spec(other)
-    spec["charset"] = CHARSET[::-1]
-    with open(os.path.join(other, "spec.json"), "w") as f:
-        json.dump(spec, f)
+    other = _dataset_with(data_dir, tmp_path / "other", charset=CHARSET[::-1])
     with pytest.raises(UserError, match="charset mismatch"):
         evaluation.evaluate(model_dir, other, "test")
     with pytest.raises(UserError, match="charset mismatch"):
@@ -188,9 +197,64 @@ def test_model_dir_of_another_model_is_a_clear_error(trained):
         train.train_and_evaluate(_config("ctc", data_dir, model_dir))
 
 
+@pytest.mark.parametrize("name", ["ctc", "cnn"])
+def test_fine_tuning_starts_from_the_init_model(name, trained, fixed_dataset, tmp_path):
+    init_dir, _ = trained[name]  # ctc: trained on labels of 4-6 characters, fine-tuned on 4
+    spec = spec_lib.load_spec(fixed_dataset)
+    init = keras.models.load_model(os.path.join(init_dir, "best.keras"), compile=False)
+    model = train.build_model(_config(name, fixed_dataset, tmp_path / "model", init_from=init_dir), spec)
+    for got, expected in zip(model.get_weights(), init.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    _, images = _raw_images(fixed_dataset, "test", 4)
+    np.testing.assert_allclose(model.predict_on_batch(images), init.predict_on_batch(images), atol=1e-6)
+    fresh = train.build_model(_config(name, fixed_dataset, tmp_path / "model"), spec)
+    assert not np.allclose(fresh.predict_on_batch(images), init.predict_on_batch(images), atol=1e-3)
+
+
+def test_fine_tuning_cli_lowers_the_default_learning_rate_and_augments(trained, fixed_dataset, tmp_path):
+    init_dir, _ = trained["ctc"]
+    model_dir = tmp_path / "model"
+    done = _run("trainer.main", "--model=ctc", f"--init_from={init_dir}", f"--data_dir={fixed_dataset}",
+                f"--model_dir={model_dir}", "--epochs=1", "--steps_per_epoch=1", "--batch_size=8", "--augment")
+    assert done.returncode == 0, done.stderr
+    with open(model_dir / "config.json") as f:
+        config = json.load(f)
+    assert config["learning_rate"] == train.FINE_TUNE_LEARNING_RATE == 1e-4
+    assert config["init_from"] == init_dir and config["augment"] is True
+    with open(model_dir / "log.csv", newline="") as f:
+        assert [float(row["learning_rate"]) for row in csv.DictReader(f)] == pytest.approx([1e-4])
+    assert os.path.exists(model_dir / "saved_model" / "saved_model.pb")
+
+
+@pytest.mark.parametrize("name, changes, match", [
+    ("ctc", {"charset": CHARSET[::-1]}, "charset mismatch: the model in .* was trained on"),
+    ("ctc", {"image": {"height": 32, "width": 128, "channels": 3, "encoding": "png"}},
+     r"image shape mismatch: .* takes \(64, 128, 3\), the dataset has \(32, 128, 3\)"),
+    ("cnn", {"label_lengths": [5]}, r"label length mismatch: .* length \[4\], the dataset has \[5\]"),
+])
+def test_fine_tuning_on_an_incompatible_dataset_is_a_clear_error(name, changes, match, trained, fixed_dataset,
+                                                                 tmp_path):
+    init_dir, _ = trained[name]
+    other = _dataset_with(fixed_dataset, tmp_path / "other", **changes)
+    with pytest.raises(UserError, match=match):
+        train.train_and_evaluate(_config(name, other, tmp_path / "model", init_from=init_dir))
+    assert not os.path.exists(tmp_path / "model")
+
+
+def test_fine_tuning_from_another_architecture_or_folder_is_a_clear_error(trained, fixed_dataset, tmp_path):
+    init_dir, _ = trained["ctc"]
+    with pytest.raises(UserError, match="architecture mismatch: .* holds a 'ctc' model, not 'cnn'; use --model=ctc"):
+        train.train_and_evaluate(_config("cnn", fixed_dataset, tmp_path / "model", init_from=init_dir))
+    with pytest.raises(UserError, match="best.keras not found: --init_from needs a model_dir"):
+        train.train_and_evaluate(_config("ctc", fixed_dataset, tmp_path / "model", init_from=fixed_dataset))
+    with pytest.raises(UserError, match="--init_from and --model_dir must differ"):
+        train.train_and_evaluate(_config("ctc", fixed_dataset, init_dir, init_from=init_dir))
+    assert not os.path.exists(tmp_path / "model")
+
+
 def test_main_exits_non_zero_with_a_message_on_a_bad_data_dir(tmp_path):
     done = _run("trainer.main", "--model=ctc", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
     assert done.returncode == 1
     assert "error:" in done.stderr and "spec.json not found" in done.stderr
     done = _run("trainer.main", "--model=rnn", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
-    assert done.returncode != 0 and "--model=rnn: value should be one of <cnn|ctc>" in done.stderr
+    assert done.returncode != 0 and "--model=rnn: value should be one of <%s>" % "|".join(MODELS) in done.stderr

@@ -1,6 +1,8 @@
 """Keras callbacks for training: captcha metrics on the validation split, plus the standard set."""
 import csv
+import math
 import os
+import time
 
 import keras
 
@@ -33,34 +35,149 @@ class CaptchaMetrics(keras.callbacks.Callback):
         logs["val_char_acc"] = result["char_acc"]
 
 
+class RestorePatience(keras.callbacks.Callback):
+    """Gives EarlyStopping / ReduceLROnPlateau callbacks the best and wait they had before a resume.
+
+    Keras resets both at the start of every fit, so a resumed run would wait `patience` epochs anew; at its first
+    epoch this replays the CSV log of the epochs before it (the last row of an epoch logged twice). A fresh run
+    starts at epoch 0 and replays nothing.
+    """
+
+    def __init__(self, csv_path, callbacks):
+        super().__init__()
+        self.csv_path = csv_path
+        self.callbacks = callbacks
+        self._replayed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._replayed:
+            return
+        self._replayed = True
+        rows = {int(row["epoch"]): row for row in _read_log(self.csv_path)}
+        for callback in self.callbacks:
+            values = [float(rows[e][callback.monitor]) for e in sorted(rows) if e < epoch]
+            reset_after = callback.patience if isinstance(callback, keras.callbacks.ReduceLROnPlateau) else None
+            # abs: Keras flips min_delta's sign for mode "min" on first use.
+            callback.best, callback.wait = plateau_state(values, callback.mode, abs(callback.min_delta), reset_after)
+
+
+def plateau_state(values, mode, min_delta=0.0, reset_after=None):
+    """(best, wait) of a Keras EarlyStopping or ReduceLROnPlateau (no cooldown) that saw `values`, one per epoch.
+
+    A value improves on the best if it is higher (mode "max") or lower ("min") by more than min_delta. wait counts
+    the epochs since the last improvement, restarting from 0 each time it reaches `reset_after`
+    (ReduceLROnPlateau's patience: it resets wait when it cuts the learning rate).
+    """
+    best, wait = None, 0
+    for value in values:
+        if best is None or (value - min_delta > best if mode == "max" else value + min_delta < best):
+            best, wait = value, 0
+        else:
+            wait += 1
+            if reset_after and wait >= reset_after:
+                wait = 0
+    return best, wait
+
+
+def _read_log(csv_path):
+    """The rows of a CSVLogger file as dicts of strings; none if it does not exist."""
+    if not os.path.exists(csv_path):
+        return []
+    with open(csv_path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def best_logged(csv_path, key):
     """The largest value of `key` in a CSVLogger file, or None if there is none."""
-    if not os.path.exists(csv_path):
-        return None
-    with open(csv_path, newline="") as f:
-        values = [float(row[key]) for row in csv.DictReader(f) if row.get(key)]
+    values = [float(row[key]) for row in _read_log(csv_path) if row.get(key)]
     return max(values) if values else None
 
 
-def standard_callbacks(model_dir, val_metrics, patience, lr_patience):
+class TrainThroughput(keras.callbacks.Callback):
+    """Images/s over the train steps of a fit, input included, leaving out its first step (graph tracing)."""
+
+    def __init__(self, batch_size):
+        super().__init__()
+        self.batch_size = batch_size
+        self.steps = -1  # the first step is not counted
+        self.seconds = 0.0
+        self._started = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):  # defining it makes Keras call it synchronously
+        if self.steps >= 0:
+            self.seconds += time.perf_counter() - self._started
+        self.steps += 1
+
+    def images_per_second(self):
+        """None when fit ran a single step."""
+        return self.steps * self.batch_size / self.seconds if self.steps > 0 else None
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once `seconds` have passed since fit began; the epoch in progress is still validated."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self._started = None
+
+    def on_train_begin(self, logs=None):
+        self._started = time.monotonic()
+
+    def elapsed_fraction(self):
+        return (time.monotonic() - self._started) / self.seconds
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.elapsed_fraction() >= 1:
+            self.model.stop_training = True
+
+
+class CosineSchedule(keras.callbacks.Callback):
+    """Sets the learning rate every step to peak * (1 + cos(pi * progress)) / 2, progress going 0 -> 1 over
+    the time budget (when `budget` is given) or over `total_steps`."""
+
+    def __init__(self, peak, total_steps, budget=None):
+        super().__init__()
+        self.peak, self.total_steps, self.budget = peak, total_steps, budget
+        self._step = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        progress = self.budget.elapsed_fraction() if self.budget else self._step / self.total_steps
+        self.model.optimizer.learning_rate.assign(self.peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+        self._step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["learning_rate"] = float(self.model.optimizer.learning_rate)  # as ReduceLROnPlateau logs it
+
+
+def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedule=None):
     """val_metrics first, then checkpoint of the best val_captcha_acc, early stopping, LR decay, logs, backup.
 
+    `lr_schedule`: a callback that sets the learning rate (CosineSchedule) in place of ReduceLROnPlateau.
+
     A run killed mid-training and started again with the same model_dir resumes from its last finished epoch
-    (BackupAndRestore), appends to the CSV log and only replaces best.keras with a better model.
+    (BackupAndRestore), appends to the CSV log, only replaces best.keras with a better model and keeps counting
+    the epochs without improvement from where it stopped (RestorePatience).
     """
     backup_dir = os.path.join(model_dir, "backup")
     csv_path = os.path.join(model_dir, "log.csv")
     resuming = os.path.isdir(backup_dir)
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_captcha_acc", mode="max", patience=patience)
+    # Replaces the seed's manual second stage at 1e-4: divide by 10 when val_loss stalls.
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min", factor=0.1, patience=lr_patience,
+                                                  min_lr=1e-6)
     return [
         val_metrics,
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(
             os.path.join(model_dir, "best.keras"), monitor="val_captcha_acc", mode="max", save_best_only=True,
             initial_value_threshold=best_logged(csv_path, "val_captcha_acc") if resuming else None),
-        keras.callbacks.EarlyStopping(monitor="val_captcha_acc", mode="max", patience=patience),
-        # Replaces the seed's manual second stage at 1e-4: divide by 10 when val_loss stalls.
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min", factor=0.1, patience=lr_patience,
-                                          min_lr=1e-6),
+        RestorePatience(csv_path, [early_stopping] if lr_schedule else [early_stopping, reduce_lr]),
+        early_stopping,
+        lr_schedule or reduce_lr,
         keras.callbacks.CSVLogger(csv_path, append=resuming),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")),
         keras.callbacks.BackupAndRestore(backup_dir),

@@ -6,6 +6,7 @@ import functools
 
 import tensorflow as tf
 
+from trainer import augment as augment_lib
 from trainer import spec as spec_lib
 from trainer.errors import UserError
 
@@ -46,8 +47,12 @@ def parse_batch(serialized, image_shape, max_label_length):
     return images, tf.ensure_shape(labels, [None, max_label_length])
 
 
-def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, shuffle_buffer=10_000, seed=None):
-    """Batches of (images, labels) from `split`; endless and shuffled when `training`, one ordered pass otherwise."""
+def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, shuffle_buffer=10_000, seed=None,
+                 augment=False):
+    """Batches of (images, labels) from `split`; endless and shuffled when `training`, one ordered pass otherwise.
+
+    With `augment`, every image is randomly jittered each time it is read (trainer.augment); labels are unchanged.
+    """
     files = spec_lib.shard_paths(spec, data_dir, split)
     if spec_lib.num_records(spec, split) == 0 or not files:
         raise UserError(f"split {split!r} of {data_dir} has no records")
@@ -72,6 +77,8 @@ def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, sh
     if not cache:
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda images, labels: (to_float(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:  # after the cache, so each epoch sees new jitter; on batches, so it costs a few ops per batch
+        ds = ds.map(lambda images, labels: (augment_lib.augment(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)  # overlap input with the train step
     options = tf.data.Options()
     options.deterministic = not training  # training may take whichever element is ready first

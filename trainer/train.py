@@ -3,7 +3,8 @@
     python -m trainer.main --model=ctc --data_dir=data/synth --model_dir=runs/ctc --epochs=30
 
 model_dir then holds best.keras (best val_captcha_acc), spec.json (the dataset's), config.json (this run's
-TrainConfig), log.csv, curves.png, tensorboard/ and saved_model/ (see trainer.export).
+TrainConfig), log.csv, curves.png, tensorboard/ and saved_model/ (see trainer.export). With init_from, training
+starts from that model_dir's best.keras (trainer.finetune).
 """
 import dataclasses
 import json
@@ -15,13 +16,16 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import callbacks as callbacks_lib
-from trainer import decoding, export, losses, plots
+from trainer import decoding, export, finetune, losses, plots
 from trainer import data as data_lib
 from trainer import spec as spec_lib
 from trainer.errors import UserError
 from trainer.models import MODELS
 
 STRATEGIES = ("default", "mirrored")
+LR_SCHEDULES = ("plateau", "cosine")
+LEARNING_RATE = 1e-3
+FINE_TUNE_LEARNING_RATE = 1e-4  # the default with init_from
 
 
 @dataclasses.dataclass
@@ -34,7 +38,9 @@ class TrainConfig:
     batch_size: int = 32
     epochs: int = 30
     steps_per_epoch: int | None = None  # None: one pass over the train split
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None  # None: LEARNING_RATE, or FINE_TUNE_LEARNING_RATE with init_from
+    lr_schedule: str = "plateau"  # plateau: ReduceLROnPlateau; cosine: cosine decay over time_budget or all steps
+    time_budget: float | None = None  # seconds of training, then stop (the best checkpoint is kept)
     patience: int = 6  # epochs without a better val_captcha_acc before stopping
     lr_patience: int = 2  # epochs without a lower val_loss before dividing the learning rate by 10
     decoder: str = "greedy"
@@ -44,6 +50,15 @@ class TrainConfig:
     verify_shards: bool = True
     cache: bool = False
     seed: int | None = None
+    init_from: str | None = None  # a model_dir of the same architecture, charset and image shape to start from
+    augment: bool = False  # random jitter of the training images (trainer.augment)
+
+
+def learning_rate(config):
+    """The initial learning rate: the one given, else the default for training or fine-tuning."""
+    if config.learning_rate is not None:
+        return config.learning_rate
+    return FINE_TUNE_LEARNING_RATE if config.init_from else LEARNING_RATE
 
 
 def compile_model(model, charset, learning_rate, jit_compile=False):
@@ -53,9 +68,28 @@ def compile_model(model, charset, learning_rate, jit_compile=False):
     return model
 
 
+def build_model(config, spec):
+    """config.model for `spec`, compiled under config's strategy and dtype policy, with init_from's weights if set."""
+    weights = finetune.init_weights(config.init_from, config.model, spec) if config.init_from else None
+    strategy = tf.distribute.MirroredStrategy() if config.strategy == "mirrored" else tf.distribute.get_strategy()
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
+    try:
+        with strategy.scope():
+            try:
+                model = MODELS[config.model](spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"])
+                if weights is not None:
+                    model.set_weights(weights)
+            except ValueError as e:
+                raise UserError(str(e)) from e
+            return compile_model(model, spec["charset"], learning_rate(config), config.jit_compile)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
 def train_and_evaluate(config, extra_callbacks=()):
     """Runs `config` (a TrainConfig) and returns the Keras History; `extra_callbacks` run after ours."""
-    _check_config(config)
+    check_config(config)
     spec = spec_lib.load_spec(config.data_dir)
     for split in ("train", "val"):
         if spec_lib.num_records(spec, split) == 0:
@@ -64,28 +98,19 @@ def train_and_evaluate(config, extra_callbacks=()):
         spec_lib.verify_shards(spec, config.data_dir, ("train", "val"))
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
-
-    strategy = tf.distribute.MirroredStrategy() if config.strategy == "mirrored" else tf.distribute.get_strategy()
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
-    try:
-        with strategy.scope():
-            try:
-                model = MODELS[config.model](spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"])
-            except ValueError as e:
-                raise UserError(str(e)) from e
-            compile_model(model, spec["charset"], config.learning_rate, config.jit_compile)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    model = build_model(config, spec)
     _prepare_model_dir(config, spec)
 
     train = data_lib.make_dataset(spec, config.data_dir, "train", config.batch_size, training=True,
-                                  cache=config.cache, seed=config.seed)
+                                  cache=config.cache, seed=config.seed, augment=config.augment)
     val = data_lib.make_dataset(spec, config.data_dir, "val", config.batch_size, training=False, cache=config.cache)
     steps = config.steps_per_epoch or math.ceil(spec_lib.num_records(spec, "train") / config.batch_size)
+    budget = callbacks_lib.TimeBudget(config.time_budget) if config.time_budget else None
+    schedule = (callbacks_lib.CosineSchedule(learning_rate(config), config.epochs * steps, budget)
+                if config.lr_schedule == "cosine" else None)
     callbacks = callbacks_lib.standard_callbacks(
         config.model_dir, callbacks_lib.CaptchaMetrics(val, spec["charset"], config.decoder),
-        config.patience, config.lr_patience)
+        config.patience, config.lr_patience, schedule) + ([budget] if budget else [])
     with spec_lib.naming_bad_shards(spec, config.data_dir, ("train", "val")):
         history = model.fit(train, epochs=config.epochs, steps_per_epoch=steps,
                             callbacks=callbacks + list(extra_callbacks), shuffle=False)
@@ -97,7 +122,8 @@ def train_and_evaluate(config, extra_callbacks=()):
     return history
 
 
-def _check_config(config):
+def check_config(config):
+    """Raises UserError naming the first invalid field of a TrainConfig."""
     if config.model not in MODELS:
         raise UserError(f"unknown model {config.model!r}; expected one of {', '.join(MODELS)}")
     if config.strategy not in STRATEGIES:
@@ -109,8 +135,14 @@ def _check_config(config):
             raise UserError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
         raise UserError(f"steps_per_epoch must be at least 1, got {config.steps_per_epoch}")
-    if config.learning_rate <= 0:
+    if config.learning_rate is not None and config.learning_rate <= 0:
         raise UserError(f"learning_rate must be positive, got {config.learning_rate}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"unknown lr_schedule {config.lr_schedule!r}; expected one of {', '.join(LR_SCHEDULES)}")
+    if config.time_budget is not None and config.time_budget <= 0:
+        raise UserError(f"time_budget must be positive seconds, got {config.time_budget}")
+    if config.init_from and os.path.realpath(config.init_from) == os.path.realpath(config.model_dir):
+        raise UserError("--init_from and --model_dir must differ: fine-tuning writes a new model_dir")
 
 
 def _prepare_model_dir(config, spec):
@@ -128,4 +160,4 @@ def _prepare_model_dir(config, spec):
                             "use another --model_dir")
     tf.io.gfile.copy(os.path.join(config.data_dir, spec_lib.SPEC_FILE), spec_path, overwrite=True)
     with open(config_path, "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
+        json.dump(dict(dataclasses.asdict(config), learning_rate=learning_rate(config)), f, indent=2)

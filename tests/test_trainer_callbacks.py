@@ -1,0 +1,82 @@
+"""trainer.callbacks: a resumed run's early stopping and LR decay go on counting like an uninterrupted one."""
+import csv
+import os
+
+import keras
+import pytest
+
+from trainer import callbacks
+
+# Epochs 0-6. val_captcha_acc: best 0.5 at epoch 4, then 2 epochs without a higher value.
+# val_loss, lr_patience 2: best 1.5 at epoch 1; epochs 2, 3 (1.49995 is not lower by min_delta 1e-4) -> LR cut and
+# wait back to 0; epoch 4 waits 1; 1.2 at epoch 5 is the best; epoch 6 waits 1.
+LOGGED = [{"val_captcha_acc": acc, "val_loss": loss} for acc, loss in
+          zip([0.1, 0.3, 0.3, 0.2, 0.5, 0.5, 0.4], [2.0, 1.5, 1.5, 1.49995, 1.6, 1.2, 1.3])]
+
+
+def _patience_callbacks(model_dir, model):
+    """The EarlyStopping, ReduceLROnPlateau and RestorePatience of standard_callbacks, attached to `model`."""
+    found = {type(c): c for c in callbacks.standard_callbacks(str(model_dir), keras.callbacks.Callback(), 3, 2)}
+    chosen = [found[keras.callbacks.EarlyStopping], found[keras.callbacks.ReduceLROnPlateau],
+              found[callbacks.RestorePatience]]
+    for callback in chosen:
+        callback.set_model(model)
+    return chosen
+
+
+def _model():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    return model
+
+
+def test_plateau_state_hand_computed():
+    assert callbacks.plateau_state([], "max") == (None, 0)
+    assert callbacks.plateau_state([0.1, 0.3, 0.3, 0.2], "max") == (0.3, 2)
+    assert callbacks.plateau_state([2.0, 1.5, 1.5, 1.49995, 1.6], "min", 1e-4, reset_after=2) == (1.5, 1)
+    assert callbacks.plateau_state([2.0, 1.5, 1.5, 1.49995, 1.6], "min", 1e-4) == (1.5, 3)
+
+
+def test_resumed_patience_equals_the_uninterrupted_callbacks(tmp_path):
+    model = _model()
+    early_stopping, reduce_lr, _ = _patience_callbacks(tmp_path / "run", model)
+    for callback in (early_stopping, reduce_lr):
+        callback.on_train_begin()
+    for epoch, logs in enumerate(LOGGED):
+        early_stopping.on_epoch_end(epoch, dict(logs))
+        reduce_lr.on_epoch_end(epoch, dict(logs))
+    assert (early_stopping.best, early_stopping.wait) == (0.5, 2)
+    assert (reduce_lr.best, reduce_lr.wait) == (1.2, 1)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)  # one cut, at epoch 3
+
+    # The same epochs in a log, killed after logging epoch 7 but before its backup: resumes at epoch 7.
+    model_dir = tmp_path / "resumed"
+    os.makedirs(model_dir / "backup")
+    rows = [{"epoch": e, **logs} for e, logs in enumerate(LOGGED)]
+    rows += [{"epoch": 5, **LOGGED[5]}, {"epoch": 7, "val_captcha_acc": 0.9, "val_loss": 0.1}]
+    with open(model_dir / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["epoch", "val_captcha_acc", "val_loss"])
+        writer.writeheader()
+        writer.writerows(rows)
+    resumed = _patience_callbacks(model_dir, _model())
+    for callback in resumed:
+        callback.on_train_begin()
+    resumed[2].on_epoch_begin(len(LOGGED))
+    assert (resumed[0].best, resumed[0].wait) == (early_stopping.best, early_stopping.wait)
+    assert (resumed[1].best, resumed[1].wait) == (reduce_lr.best, reduce_lr.wait)
+
+    # One more stalled epoch: with patience 3 both stop; lr_patience 2 cuts the learning rate in both.
+    for model_callbacks in ((early_stopping, reduce_lr), resumed[:2]):
+        for callback in model_callbacks:
+            callback.on_epoch_end(len(LOGGED), {"val_captcha_acc": 0.4, "val_loss": 1.3})
+        assert model_callbacks[0].model.stop_training
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-5)
+    assert float(resumed[1].model.optimizer.learning_rate) == pytest.approx(1e-4)  # its own model started at 1e-3
+
+
+def test_fresh_run_starts_counting_from_zero(tmp_path):
+    early_stopping, reduce_lr, restore = _patience_callbacks(tmp_path, _model())
+    for callback in (early_stopping, reduce_lr):
+        callback.on_train_begin()
+    restore.on_epoch_begin(0)
+    assert (early_stopping.best, early_stopping.wait, reduce_lr.best, reduce_lr.wait) == (None, 0, None, 0)

@@ -1,0 +1,38 @@
+"""The accuracy protocol: captchas rendered by the captcha library directly, and the results row."""
+import io
+import json
+import os
+
+import pytest
+from PIL import Image
+from trainer_fixtures import fixed_dataset  # noqa: F401 (fixture)
+
+from trainer import protocol, train
+from trainer import spec as spec_lib
+
+
+def test_direct_renders_follow_the_spec_and_the_seed(fixed_dataset):
+    spec = spec_lib.load_spec(fixed_dataset)
+    pairs = protocol.render_direct(spec, 6, seed=7)
+    assert pairs == protocol.render_direct(spec, 6, seed=7)
+    assert pairs != protocol.render_direct(spec, 6, seed=8)
+    for png, text in pairs:
+        assert Image.open(io.BytesIO(png)).size == (128, 64)
+        assert len(text) in spec["label_lengths"] and set(text) <= set(spec["charset"])
+
+
+@pytest.mark.parametrize("name", ["ctc_lite"])
+def test_measure_writes_a_complete_row(name, fixed_dataset, tmp_path):
+    model_dir = str(tmp_path / "model")
+    train.train_and_evaluate(train.TrainConfig(model=name, data_dir=fixed_dataset, model_dir=model_dir,
+                                               batch_size=8, epochs=1, steps_per_epoch=2))
+    row = protocol.measure(model_dir, fixed_dataset, 12.5, 30.0, direct_count=8, timing_seconds=0.2)
+    assert set(row) == set(protocol.ROW_KEYS)
+    assert row["model"] == name and row["params"] > 0 and row["mmacs"] > 1
+    assert 0 <= row["test_captcha_acc"] <= 1 and 0 <= row["direct_captcha_acc"] <= 1
+    assert row["predict_images_per_s_b64"] > 0 and row["predict_images_per_s_b1"] > 0
+    with open(os.path.join(model_dir, "protocol.json")) as f:
+        assert json.load(f)["direct_examples"] == 8
+    line = protocol.markdown_row(row)
+    assert line.startswith("| %s |" % name) and line.count("|") == len(protocol.ROW_KEYS) + 1
+    assert protocol.HEADER.splitlines()[0].count("|") == len(protocol.ROW_KEYS) + 1

@@ -1,0 +1,43 @@
+"""The time budget and the cosine learning-rate schedule, on a tiny model fit in memory."""
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import callbacks
+
+
+def _fit(steps, *extra):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1.0), loss="mse")
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: seen.append(float(model.optimizer.learning_rate)))
+    x, y = np.zeros((8, 4), np.float32), np.zeros((8, 1), np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[*extra, record])
+    return seen
+
+
+def test_cosine_decays_from_the_peak_to_zero_over_the_steps():
+    seen = _fit(10, callbacks.CosineSchedule(peak=0.01, total_steps=10))
+    assert seen[0] == pytest.approx(0.01)
+    assert seen[5] == pytest.approx(0.005)
+    assert seen[9] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 0.9)), rel=1e-5)
+    assert all(a > b for a, b in zip(seen, seen[1:]))
+
+
+def test_time_budget_stops_within_the_epoch():
+    budget = callbacks.TimeBudget(seconds=1.0)
+    slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.1))
+    seen = _fit(1000, budget, slow)
+    assert 5 <= len(seen) <= 30, "about 10 steps of 0.1 s fit in 1 s, far fewer than 1000"
+
+
+def test_cosine_over_a_time_budget_follows_the_clock():
+    budget = callbacks.TimeBudget(seconds=100.0)
+    schedule = callbacks.CosineSchedule(peak=0.01, total_steps=1, budget=budget)
+    seen = _fit(3, budget, schedule)
+    assert seen == pytest.approx([0.01] * 3, rel=1e-3), "a few ms of a 100 s budget: still at the peak"

@@ -1,0 +1,63 @@
+"""Random on-the-fly augmentation of training batches, for small (real) datasets: trainer.main --augment.
+
+    python -m trainer.main --model=ctc --data_dir=data/real --model_dir=runs/real --init_from=runs/ctc --augment
+
+Each image gets its own small affine jitter (rotation, scale, shear, translation about the centre, edges filled
+with the nearest pixel), brightness and contrast jitter and Gaussian noise; the result is clipped to [0, 1].
+Labels are untouched, so the jitter stays small enough to keep every character inside the image.
+"""
+import math
+
+import keras
+import tensorflow as tf
+
+MAX_ROTATION = math.radians(4)
+MAX_SCALE = 0.08  # zoom factor in [1 - MAX_SCALE, 1 + MAX_SCALE]
+MAX_SHEAR = 0.15  # horizontal shear, x += shear * y
+MAX_SHIFT = 0.04  # translation, as a fraction of height and of width
+MAX_BRIGHTNESS = 0.1  # added to every pixel
+MAX_CONTRAST = 0.2  # distance to the image mean scaled by a factor in [1 - MAX_CONTRAST, 1 + MAX_CONTRAST]
+MAX_NOISE_STDDEV = 0.03  # per image, uniform in [0, MAX_NOISE_STDDEV]
+
+
+def augment(images):
+    """Float images [B, H, W, C] in [0, 1] -> the same shape and dtype in [0, 1], each randomly jittered."""
+    images = keras.ops.image.affine_transform(images, _random_transforms(tf.shape(images)), fill_mode="nearest")
+    batch = tf.shape(images)[0]
+
+    def per_image(low, high):
+        return tf.random.uniform([batch, 1, 1, 1], low, high)
+
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = (images - mean) * per_image(1 - MAX_CONTRAST, 1 + MAX_CONTRAST) + mean
+    images += per_image(-MAX_BRIGHTNESS, MAX_BRIGHTNESS)
+    images += tf.random.normal(tf.shape(images)) * per_image(0, MAX_NOISE_STDDEV)
+    return tf.clip_by_value(images, 0.0, 1.0)
+
+
+def _random_transforms(shape):
+    """[B, 8] random transforms within the limits above for images of `shape` [B, H, W, C]."""
+    batch, height, width = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+
+    def uniform(limit):
+        return tf.random.uniform([batch], -limit, limit)
+
+    return affine_transforms(uniform(MAX_ROTATION), uniform(MAX_SHEAR), 1 + uniform(MAX_SCALE),
+                             uniform(MAX_SHIFT) * width, uniform(MAX_SHIFT) * height, height, width)
+
+
+def affine_transforms(angle, shear, scale, shift_x, shift_y, height, width):
+    """[B, 8] transforms for keras.ops.image.affine_transform from [B] parameters (radians, pixels).
+
+    The output image is the input rotated, sheared and zoomed (scale > 1 enlarges) about the image centre, then
+    moved right by shift_x and down by shift_y. Each row maps an output pixel to the input pixel it is read from:
+    input = A (output - centre) + centre - shift, with A = rotation(angle) . [[1, shear], [0, 1]] / scale.
+    """
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    a0, a1 = cos, cos * shear - sin
+    b0, b1 = sin, sin * shear + cos
+    cx, cy = (tf.cast(width, tf.float32) - 1) / 2, (tf.cast(height, tf.float32) - 1) / 2
+    a2 = cx - a0 * cx - a1 * cy - shift_x
+    b2 = cy - b0 * cx - b1 * cy - shift_y
+    zeros = tf.zeros_like(a0)
+    return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)

@@ -1,0 +1,33 @@
+"""A CPU-sized CNN + bidirectional GRU + CTC reader, for training on a few cores (README: CPU recipe).
+
+A stride-2 stem and four narrow stages of the seed's conv block give ~25M multiply-adds per 128x64 image,
+about 1/30 of the `ctc` model's, and 16 time steps; one cuDNN-eligible BiGRU reads them.
+Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even under mixed precision.
+"""
+import keras
+from keras import layers
+
+from trainer.models.blocks import conv_block
+
+
+def build(image_shape, charset_size, label_lengths, widths=(16, 32, 64, 96), rnn_units=64, dense_units=96):
+    """Returns the uncompiled model; stages after the stem pool (2, 2) then (2, 1), (2, 1)."""
+    inputs = keras.Input(image_shape, name="image")
+    x = layers.Conv2D(widths[0], 3, strides=2, padding="same", kernel_initializer="he_uniform")(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    for width, pool in zip(widths[1:], ((2, 2), (2, 1), (2, 1))):
+        x = conv_block(x, width, pool_size=pool)
+    _, height, time_steps, channels = x.shape
+    if time_steps < 2 * max(label_lengths) - 1:
+        raise ValueError(f"the ctc_lite model gives {time_steps} time steps for width {image_shape[1]}, too few "
+                         f"for labels of length {max(label_lengths)} (needs {2 * max(label_lengths) - 1})")
+    x = layers.Permute((2, 1, 3))(x)  # [batch, width (time), height, channels]
+    x = layers.Reshape((time_steps, height * channels))(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Bidirectional(layers.GRU(
+        rnn_units, return_sequences=True, activation="tanh", recurrent_activation="sigmoid",
+        recurrent_dropout=0.0, unroll=False, use_bias=True, reset_after=True))(x)
+    outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
+    return keras.Model(inputs, outputs, name="ctc_lite")

@@ -1,0 +1,122 @@
+"""The accuracy protocol: measures a trained model the way README's results table reports it.
+
+    python -m trainer.protocol --model=ctc_lite --data_dir=data/recipe --model_dir=runs/cpu \\
+        --time_budget=1800 --lr_schedule=cosine --steps_per_epoch=1000 --epochs=1000
+
+Trains with trainer.main's flags (unless --notrain), evaluates on the test split, reads 2,000 captchas
+rendered by `captcha.image.ImageCaptcha` directly (not through the pipeline), times CPU prediction
+through the exported SavedModel at batch 1 and 64, prints one Markdown row and writes protocol.json.
+"""
+import io
+import json
+import os
+import random
+import time
+
+import captcha.image
+import keras
+import tensorflow as tf
+from absl import app, flags
+
+from trainer import callbacks, evaluation, inference, macs, metrics, train, train_flags
+from trainer import spec as spec_lib
+from trainer.errors import UserError
+
+train_flags.define()
+flags.DEFINE_bool("train", True, "Train first (--notrain measures an existing --model_dir).")
+flags.DEFINE_integer("direct_count", 2000, "Captchas rendered by captcha.image.ImageCaptcha directly.")
+FLAGS = flags.FLAGS
+
+ROW_KEYS = ("model", "params", "file_mb", "mmacs", "train_images_per_s", "train_minutes", "test_captcha_acc",
+            "test_char_acc", "direct_captcha_acc", "predict_images_per_s_b1", "predict_images_per_s_b64")
+
+
+def render_direct(spec, count, seed):
+    """`count` (PNG bytes, text) pairs from ImageCaptcha.generate_image with the dataset's charset, lengths
+    and size, labels and images drawn from `random` seeded with `seed` (disjoint from any dataset record)."""
+    random.seed(seed)
+    generator = captcha.image.ImageCaptcha(width=spec["image"]["width"], height=spec["image"]["height"])
+    pairs = []
+    for _ in range(count):
+        text = "".join(random.choice(spec["charset"]) for _ in range(random.choice(spec["label_lengths"])))
+        out = io.BytesIO()
+        generator.generate_image(text).save(out, format="PNG")
+        pairs.append((out.getvalue(), text))
+    return pairs
+
+
+def direct_accuracy(signature, pairs, batch_size=64):
+    """Whole-captcha accuracy of the SavedModel signature on (PNG bytes, text) pairs."""
+    predicted = []
+    for start in range(0, len(pairs), batch_size):
+        batch = [png for png, _ in pairs[start:start + batch_size]]
+        predicted += [t.decode() for t in signature(images=tf.constant(batch))["text"].numpy()]
+    return metrics.compute_metrics([t for _, t in pairs], predicted)["captcha_acc"]
+
+
+def prediction_rate(signature, png, batch_size, seconds=5.0):
+    """Images/s of the SavedModel signature on one PNG repeated `batch_size` times, after a warm-up call."""
+    batch = tf.constant([png] * batch_size)
+    signature(images=batch)
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        signature(images=batch)
+        calls += 1
+    return calls * batch_size / (time.perf_counter() - started)
+
+
+def measure(model_dir, data_dir, train_images_per_s, train_seconds, direct_count=2000, direct_seed=20261125,
+            timing_seconds=5.0):
+    """Evaluates a trained model_dir; returns the protocol row (dict of ROW_KEYS) and writes protocol.json."""
+    spec = spec_lib.load_spec(data_dir)
+    model_path = os.path.join(model_dir, "best.keras")
+    model = keras.models.load_model(model_path, compile=False)
+    test = evaluation.evaluate(model_dir, data_dir, "test")
+    signature = inference.load_signature(model_dir)
+    pairs = render_direct(spec, direct_count, direct_seed)
+    row = {
+        "model": model.name, "params": model.count_params(),
+        "file_mb": os.path.getsize(model_path) / 1e6, "mmacs": macs.count(model) / 1e6,
+        "train_images_per_s": train_images_per_s, "train_minutes": train_seconds and train_seconds / 60,
+        "test_captcha_acc": test["captcha_acc"], "test_char_acc": test["char_acc"],
+        "direct_captcha_acc": direct_accuracy(signature, pairs),
+        "predict_images_per_s_b1": prediction_rate(signature, pairs[0][0], 1, timing_seconds),
+        "predict_images_per_s_b64": prediction_rate(signature, pairs[0][0], 64, timing_seconds),
+    }
+    with open(os.path.join(model_dir, "protocol.json"), "w") as f:
+        json.dump(dict(row, test_examples=test["num_examples"], direct_examples=direct_count), f, indent=2)
+    return row
+
+
+def markdown_row(row):
+    return ("| %s | %.2fM | %.1f MB | %.0fM | %s | %s | %.2f%% | %.2f%% | %.2f%% | %.0f | %.0f |" % (
+        row["model"], row["params"] / 1e6, row["file_mb"], row["mmacs"],
+        "%.0f" % row["train_images_per_s"] if row["train_images_per_s"] else "n/a",
+        "%.1f" % row["train_minutes"] if row["train_minutes"] else "n/a", 100 * row["test_captcha_acc"], 100 * row["test_char_acc"],
+        100 * row["direct_captcha_acc"], row["predict_images_per_s_b1"], row["predict_images_per_s_b64"]))
+
+
+HEADER = ("| model | params | file | MACs/image | train images/s | train min | test captcha acc | test char acc "
+          "| direct captcha acc | predict/s b=1 | predict/s b=64 |\n|" + " --- |" * len(ROW_KEYS))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = train_flags.train_config()
+    rate = seconds = None
+    try:
+        if FLAGS.train:
+            throughput = callbacks.TrainThroughput(config.batch_size)
+            started = time.perf_counter()
+            train.train_and_evaluate(config, extra_callbacks=[throughput])
+            rate, seconds = throughput.images_per_second(), time.perf_counter() - started
+        row = measure(config.model_dir, config.data_dir, rate, seconds, FLAGS.direct_count)
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(HEADER)
+    print(markdown_row(row))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,346 @@
+"""Trains every (dataset variant x train variant) of a sweep file, then tabulates and plots the results.
+
+    python -m pipeline.sweep --sweep_file=sweeps/lengths.yaml --output_root=data/sweep
+    python -m trainer.sweep --sweep_file=sweeps/lengths.yaml --output_root=data/sweep [--shard_index=0 --num_shards=2]
+
+The sweep file's `dataset` section names variants that pipeline.sweep rendered (found through
+OUTPUT_ROOT/index.json by their settings); its `train` section is required, since TrainConfig.model has no
+default. Its keys are trainer.main flag names (TrainConfig fields but data_dir and model_dir):
+
+    train:
+      base: {epochs: 10, batch_size: 64}
+      grid: {model: [cnn, ctc], learning_rate: [0.001, 0.0003]}
+
+Each run trains into OUTPUT_ROOT/runs/<dataset folder>/<grid values>-<hash of its whole TrainConfig>/ and
+ends by writing result.json there; runs with a result.json are skipped. With --num_shards=N, machine
+--shard_index=I takes runs I, I+N, ... of the same list, so N machines sharing OUTPUT_ROOT split a sweep.
+Every machine then writes OUTPUT_ROOT/results.{csv,md,png} from all result.json files present and prints
+the Markdown table, one row per finished run:
+
+    | length | charset | model | learning_rate | val_captcha_acc | test_captcha_acc | val_char_acc | ...
+    | 4 | digits | cnn | 0.001 | 0.9410 | 0.9385 | 0.9843 | ...
+
+train_images_per_s counts the train steps after the first (input included); train_seconds is the wall time
+of trainer.train (export included). Running again after all shards finished trains nothing and rewrites
+the complete tables.
+"""
+import csv
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
+import statistics
+import time
+import typing
+import uuid
+
+import keras
+import yaml
+from absl import app, flags, logging
+from matplotlib.figure import Figure  # no pyplot: savefig renders PNG with Agg, no GUI backend involved
+
+from trainer import callbacks, evaluation, train
+from trainer import spec as spec_lib
+from trainer.errors import UserError
+
+INDEX_FILE = "index.json"  # written by pipeline.sweep
+RESULT_FILE = "result.json"
+TRAIN_KEYS = [f.name for f in dataclasses.fields(train.TrainConfig) if f.name not in ("data_dir", "model_dir")]
+METRIC_COLUMNS = ("val_captcha_acc", "test_captcha_acc", "val_char_acc", "test_char_acc", "params",
+                  "train_images_per_s", "train_seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training of the sweep: a dataset folder and a TrainConfig."""
+
+    dataset_folder: str  # relative to the output root
+    dataset_settings: dict
+    train_name: str
+    train_settings: dict
+    config: train.TrainConfig
+
+
+def load_sweep(path):
+    """The parsed sweep file (YAML or JSON); raises UserError if it cannot be read or is not a mapping."""
+    try:
+        with open(path) as f:
+            sweep = yaml.safe_load(f)  # YAML is a superset of JSON
+    except OSError as e:
+        raise UserError(f"--sweep_file {path} cannot be read: {e}") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"--sweep_file {path} is not valid YAML/JSON: {e}") from None
+    if not isinstance(sweep, dict):
+        raise UserError(f"--sweep_file {path} must hold a mapping with 'dataset' and 'train' sections")
+    return sweep
+
+
+def section_variants(sweep, section, known_keys=None):
+    """base + each combination of the grid, in grid order (as pipeline.sweep); raises UserError naming a bad key."""
+    part = sweep.get(section)
+    if not isinstance(part, dict):
+        raise UserError(f"the sweep file needs a {section!r} section with 'base' and 'grid'")
+    for key in part:
+        if key not in ("base", "grid"):
+            raise UserError(f"unknown key {key!r} in {section}; expected base and grid")
+    base, grid = part.get("base") or {}, part.get("grid") or {}
+    for where, mapping in (("base", base), ("grid", grid)):
+        if not isinstance(mapping, dict):
+            raise UserError(f"{section}.{where} must be a mapping of flag names to values")
+        for key in mapping:
+            if known_keys is not None and key not in known_keys:
+                raise UserError(f"unknown key {key!r} in {section}.{where}; known keys: {', '.join(known_keys)}")
+    if not grid:
+        raise UserError(f"{section}.grid is empty: give at least one key with a list of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{section}.grid.{key} must be a non-empty list of values")
+    return [dict(base, **dict(zip(grid, combo))) for combo in itertools.product(*grid.values())]
+
+
+def variant_name(settings, grid_keys):
+    """A readable folder name from the grid's values, e.g. model-ctc_learning_rate-0.001 (as pipeline.sweep)."""
+    parts = ["%s-%s" % (k, settings[k]) for k in grid_keys]
+    return re.sub(r"[^A-Za-z0-9._-]", "_", "_".join(parts))[:120]
+
+
+def _coerce(key, value, annotation):
+    """`value` as the type of TrainConfig field `key`; YAML 1.1 reads 1e-3 as a string, so floats accept strings."""
+    allowed = typing.get_args(annotation) or (annotation,)
+    if value is None and type(None) in allowed:
+        return None
+    if float in allowed and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    for kind in allowed:
+        if isinstance(kind, type) and isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+    raise UserError(f"train setting {key}: expected {getattr(annotation, '__name__', annotation)}, got {value!r}")
+
+
+def train_variants(sweep):
+    """[(name, settings, TrainConfig without data_dir/model_dir)], each validated like trainer.main's flags."""
+    types = {f.name: f.type for f in dataclasses.fields(train.TrainConfig)}
+    expanded = section_variants(sweep, "train", TRAIN_KEYS)
+    grid_keys = list(sweep["train"]["grid"])
+    variants = []
+    for settings in expanded:
+        settings = {k: _coerce(k, v, types[k]) for k, v in settings.items()}
+        name = variant_name(settings, grid_keys)
+        if "model" not in settings:
+            raise UserError("the train section needs 'model' in base or grid")
+        config = train.TrainConfig(data_dir="", model_dir="", **settings)
+        try:
+            train.check_config(config)
+        except UserError as e:
+            raise UserError(f"train variant {name}: {e}") from None
+        whole = {k: v for k, v in dataclasses.asdict(config).items() if k in TRAIN_KEYS}
+        digest = hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()[:8]
+        variants.append((f"{name}-{digest}", settings, config))
+    return variants
+
+
+def dataset_folders(sweep, output_root):
+    """[(folder, settings)] for the dataset section, resolved through OUTPUT_ROOT/index.json by equal settings."""
+    variants = section_variants(sweep, "dataset")
+    render = "render them first with `python -m pipeline.sweep` and the same --sweep_file and --output_root"
+    index_path = os.path.join(output_root, INDEX_FILE)
+    try:
+        with open(index_path) as f:
+            index = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{index_path} not found: {render}") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{index_path} is not valid JSON: {e}") from None
+    resolved = []
+    for settings in variants:
+        settings = json.loads(json.dumps(settings, default=str))  # as index.json stores them
+        folders = [v["folder"] for v in index.get("variants", []) if v.get("settings") == settings]
+        if not folders:
+            raise UserError(f"dataset variant {settings} is not in {index_path}: {render}")
+        if len(folders) > 1:
+            raise UserError(f"dataset variant {settings} matches several folders in {index_path} "
+                            f"({', '.join(folders)}): remove the stale entries")
+        spec_lib.load_spec(os.path.join(output_root, folders[0]))  # fails now, not after hours of other runs
+        resolved.append((folders[0], settings))
+    return resolved
+
+
+def plan_runs(sweep, output_root):
+    """Every Run of the sweep, dataset-major; raises UserError on a bad sweep file before anything trains."""
+    train_list = train_variants(sweep)
+    runs = []
+    for folder, dataset_settings in dataset_folders(sweep, output_root):
+        for name, settings, config in train_list:
+            model_dir = os.path.join(output_root, "runs", folder, name)
+            runs.append(Run(folder, dataset_settings, name, settings,
+                            dataclasses.replace(config, data_dir=os.path.join(output_root, folder),
+                                                model_dir=model_dir)))
+    model_dirs = [r.config.model_dir for r in runs]
+    for model_dir in model_dirs:
+        if model_dirs.count(model_dir) > 1:
+            raise UserError(f"the sweep file gives the run {model_dir} twice: list each grid value once")
+    return runs
+
+
+def shard_runs(runs, shard_index, num_shards):
+    """The runs this machine takes: run k goes to shard k % num_shards."""
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise UserError(f"need num_shards >= 1 and 0 <= shard_index < num_shards, got {shard_index} of {num_shards}")
+    return runs[shard_index::num_shards]
+
+
+def train_one(run):
+    """Trains and evaluates `run` on val and test, then writes its result.json (the mark of a finished run)."""
+    config = run.config
+    throughput = callbacks.TrainThroughput(config.batch_size)
+    started = time.perf_counter()
+    try:
+        history = train.train_and_evaluate(config, extra_callbacks=[throughput])
+        train_seconds = time.perf_counter() - started
+        metrics = {split: evaluation.evaluate(config.model_dir, config.data_dir, split, config.batch_size,
+                                              verify_shards=config.verify_shards) for split in ("val", "test")}
+    except UserError as e:
+        raise UserError(f"run {config.model_dir}: {e}") from None
+    model = keras.models.load_model(os.path.join(config.model_dir, "best.keras"), compile=False)
+    result = {
+        "dataset_folder": run.dataset_folder, "dataset_settings": run.dataset_settings,
+        "train_name": run.train_name, "train_settings": run.train_settings,
+        "config": dataclasses.asdict(config), "epochs_run": len(history.epoch),
+        **{f"{split}_{key}": metrics[split][key] for split in metrics for key in ("captcha_acc", "char_acc")},
+        "params": model.count_params(), "train_images_per_s": throughput.images_per_second(),
+        "train_seconds": train_seconds,
+    }
+    _write_atomic(os.path.join(config.model_dir, RESULT_FILE), json.dumps(result, indent=2))
+    keras.backend.clear_session()  # free the graphs of this run before the next
+
+
+def result_columns(sweep):
+    """The swept keys as (column, section, key), dataset first; a train key also swept in dataset is train.KEY."""
+    dataset_keys = list(sweep["dataset"]["grid"])
+    return ([(k, "dataset", k) for k in dataset_keys] +
+            [("train." + k if k in dataset_keys else k, "train", k) for k in sweep["train"]["grid"]])
+
+
+def result_rows(sweep, runs, output_root):
+    """One flat dict per run that has a result.json, in run order: swept settings, METRIC_COLUMNS, model_dir."""
+    rows = []
+    for run in runs:
+        path = os.path.join(run.config.model_dir, RESULT_FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                result = json.load(f)
+            row = {column: result[f"{section}_settings"][key] for column, section, key in result_columns(sweep)}
+            row.update((k, result[k]) for k in METRIC_COLUMNS)
+            row["model_dir"] = os.path.relpath(run.config.model_dir, output_root)
+            rows.append(row)
+    return rows
+
+
+def markdown_table(rows, columns):
+    """A Markdown table; metrics rounded (accuracy 4 decimals, images/s 0, seconds 1), missing ones blank."""
+    formats = {"train_images_per_s": "{:.0f}", "train_seconds": "{:.1f}", "params": "{:d}"}
+
+    def cell(column, value):
+        if value is None:
+            return ""
+        if column in METRIC_COLUMNS:
+            return formats.get(column, "{:.4f}").format(value)
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(c, row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(rows, swept_columns):
+    """PNG bytes: test whole-captcha accuracy against each swept key (categories), each run a dot, means a line."""
+    fig = Figure(figsize=(4 * len(swept_columns), 3.5))
+    for ax, column in zip(fig.subplots(1, len(swept_columns), squeeze=False)[0], swept_columns):
+        labels = list(dict.fromkeys(str(r[column]) for r in rows))  # first appearance follows grid order
+        x = [labels.index(str(r[column])) for r in rows]
+        y = [r["test_captcha_acc"] for r in rows]
+        ax.scatter(x, y, color="gray", alpha=0.5, label="run")
+        ax.plot(range(len(labels)), [statistics.mean(a for i, a in zip(x, y) if i == k) for k in range(len(labels))],
+                marker="o", label="mean over the other keys")
+        ax.set(xticks=range(len(labels)), xticklabels=labels, ylim=(-0.05, 1.05), xlabel=column,
+               ylabel="test captcha acc")
+        ax.margins(x=0.2)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    return png.getvalue()
+
+
+def write_results(sweep, runs, output_root):
+    """Writes results.csv, results.md and results.png from every result.json present; returns (rows, Markdown)."""
+    rows = result_rows(sweep, runs, output_root)
+    swept = [column for column, _, _ in result_columns(sweep)]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, swept + list(METRIC_COLUMNS) + ["model_dir"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    table = markdown_table(rows, swept + list(METRIC_COLUMNS))
+    _write_atomic(os.path.join(output_root, "results.csv"), text.getvalue())
+    _write_atomic(os.path.join(output_root, "results.md"), table)
+    _write_atomic(os.path.join(output_root, "results.png"), plot_results(rows, swept))
+    return rows, table
+
+
+def run_sweep(sweep_file, output_root, shard_index=0, num_shards=1):
+    """Trains this shard's unfinished runs one after another, then writes the results of all finished runs.
+
+    Returns {"trained": [model_dir, ...], "skipped": [model_dir, ...], "rows": [...], "table": Markdown}.
+    """
+    sweep = load_sweep(sweep_file)
+    runs = plan_runs(sweep, output_root)
+    mine = shard_runs(runs, shard_index, num_shards)
+    trained, skipped = [], []
+    for i, run in enumerate(mine):
+        if os.path.exists(os.path.join(run.config.model_dir, RESULT_FILE)):
+            skipped.append(run.config.model_dir)
+            continue
+        logging.info("run %d of %d (shard %d of %d): %s", i + 1, len(mine), shard_index, num_shards,
+                     run.config.model_dir)
+        train_one(run)
+        trained.append(run.config.model_dir)
+    rows, table = write_results(sweep, runs, output_root)
+    logging.info("trained %d, skipped %d finished; %d of %d runs have results", len(trained), len(skipped),
+                 len(rows), len(runs))
+    return {"trained": trained, "skipped": skipped, "rows": rows, "table": table}
+
+
+def _write_atomic(path, content):
+    """Writes then renames, so a reader (or another shard) never sees half a file."""
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"  # unique across the machines of a sharded sweep
+    with open(temporary, "wb" if isinstance(content, bytes) else "w") as f:
+        f.write(content)
+    os.replace(temporary, path)
+
+
+flags.DEFINE_string("sweep_file", None, "YAML/JSON sweep file with 'dataset' and 'train' sections.")
+flags.DEFINE_string("output_root", None, "Folder pipeline.sweep rendered into; runs/ and results.* go here too.")
+flags.DEFINE_integer("shard_index", 0, "This machine's share of the runs: run k goes to shard k % num_shards.")
+flags.DEFINE_integer("num_shards", 1, "Machines sharing the sweep over a shared filesystem.")
+flags.mark_flags_as_required(["sweep_file", "output_root"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        summary = run_sweep(FLAGS.sweep_file, FLAGS.output_root, FLAGS.shard_index, FLAGS.num_shards)
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(summary["table"], end="")
+
+
+if __name__ == "__main__":
+    app.run(main)

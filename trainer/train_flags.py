@@ -1,0 +1,45 @@
+"""The training flags, one absl flag per TrainConfig field, shared by trainer.main and trainer.protocol."""
+import dataclasses
+
+from absl import flags
+
+from trainer import decoding, train
+from trainer.models import MODELS
+
+FLAGS = flags.FLAGS
+
+
+def define():
+    """Defines the flags; call once, at import of an entry point."""
+    defaults = train.TrainConfig(model="", data_dir="", model_dir="")
+    flags.DEFINE_enum("model", None, list(MODELS), "Architecture from trainer.models.MODELS.")
+    flags.DEFINE_string("data_dir", None, "Dataset folder holding spec.json and the TFRecord shards.")
+    flags.DEFINE_string("model_dir", None, "Output folder: checkpoints, logs, exported SavedModel.")
+    flags.DEFINE_integer("batch_size", defaults.batch_size, "Global batch size (split across replicas).")
+    flags.DEFINE_integer("epochs", defaults.epochs, "Maximum number of epochs.")
+    flags.DEFINE_integer("steps_per_epoch", None, "Train steps per epoch; default one pass over the train split.")
+    flags.DEFINE_float("learning_rate", None, f"Initial Adam learning rate; default {train.LEARNING_RATE}, "
+                       f"or {train.FINE_TUNE_LEARNING_RATE} with --init_from.")
+    flags.DEFINE_enum("lr_schedule", defaults.lr_schedule, list(train.LR_SCHEDULES),
+                      "plateau: divide by 10 when val_loss stalls (--lr_patience); cosine: decay to 0 over "
+                      "--time_budget if given, else over all epochs.")
+    flags.DEFINE_float("time_budget", None, "Seconds of training; then stop and keep the best checkpoint.")
+    flags.DEFINE_integer("patience", defaults.patience, "Early stopping: epochs without a better val_captcha_acc.")
+    flags.DEFINE_integer("lr_patience", defaults.lr_patience, "Epochs without a lower val_loss before LR / 10.")
+    flags.DEFINE_enum("decoder", defaults.decoder, list(decoding.DECODERS), "CTC decoding for validation and export.")
+    flags.DEFINE_bool("mixed_precision", defaults.mixed_precision, "mixed_float16 compute (outputs stay float32).")
+    flags.DEFINE_bool("jit_compile", defaults.jit_compile, "Compile the train step with XLA.")
+    flags.DEFINE_enum("strategy", defaults.strategy, list(train.STRATEGIES), "mirrored: all local GPUs.")
+    flags.DEFINE_bool("verify_shards", defaults.verify_shards, "Check shard sha256 values against the spec first.")
+    flags.DEFINE_bool("cache", defaults.cache, "Keep decoded uint8 images in memory (small datasets).")
+    flags.DEFINE_integer("seed", None, "Random seed for weights and shuffling.")
+    flags.DEFINE_string("init_from", None, "Fine-tune: start from this model_dir's best.keras. Its --model, charset "
+                        "and image shape must match (cnn: its label lengths too); a different --model is refused.")
+    flags.DEFINE_bool("augment", defaults.augment, "Randomly jitter training images (geometry, brightness, "
+                      "contrast, noise): for small real datasets.")
+    flags.mark_flags_as_required(["model", "data_dir", "model_dir"])
+
+
+def train_config():
+    """The TrainConfig the parsed flags describe."""
+    return train.TrainConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(train.TrainConfig)})
