@@ -1,4 +1,4 @@
-"""The seed's convolution block (ypwhs/captcha_break), shared by the architectures."""
+"""Building blocks shared by the architectures: the seed's conv block (ypwhs/captcha_break), CTC sequence helpers."""
 from keras import layers
 
 
@@ -15,3 +15,23 @@ def filters(block):
     """Filters of block `block` (0-based): 32, 64, 128, 256, 256, ..."""
     return 32 * 2 ** min(block, 3)
 
+
+
+def to_sequence(x, label_lengths, model_name, image_width):
+    """Conv features [B, H, W, C] -> [B, W, H*C], width as CTC time; ValueError if too few time steps.
+
+    The worst case ("AAAA") needs a blank between repeats: 2 * length - 1 steps.
+    """
+    _, height, time_steps, channels = x.shape
+    if time_steps < 2 * max(label_lengths) - 1:
+        raise ValueError(f"the {model_name} model gives {time_steps} time steps for width {image_width}, too few "
+                         f"for labels of length {max(label_lengths)} (needs {2 * max(label_lengths) - 1})")
+    x = layers.Permute((2, 1, 3))(x)  # [batch, width (time), height, channels]
+    return layers.Reshape((time_steps, height * channels))(x)
+
+
+def cudnn_bigru(x, units):
+    """A bidirectional GRU in the configuration Keras runs on cuDNN on a GPU (no masking either)."""
+    return layers.Bidirectional(layers.GRU(
+        units, return_sequences=True, activation="tanh", recurrent_activation="sigmoid",
+        recurrent_dropout=0.0, unroll=False, use_bias=True, reset_after=True))(x)

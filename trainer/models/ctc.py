@@ -7,7 +7,7 @@ reset_after, no masking), so they run on cuDNN on a GPU.
 import keras
 from keras import layers
 
-from trainer.models.blocks import conv_block, filters
+from trainer.models.blocks import conv_block, cudnn_bigru, filters, to_sequence
 
 
 def build(image_shape, charset_size, label_lengths, num_blocks=5, width_pools=3, rnn_units=128, dropout=0.25):
@@ -16,18 +16,10 @@ def build(image_shape, charset_size, label_lengths, num_blocks=5, width_pools=3,
     x = inputs
     for i in range(num_blocks):
         x = conv_block(x, filters(i), pool_size=(2, 2) if i < width_pools else (2, 1))
-    _, height, time_steps, channels = x.shape
-    # Worst case ("AAAA") CTC needs a blank between repeats: 2 * length - 1 steps.
-    if time_steps < 2 * max(label_lengths) - 1:
-        raise ValueError(f"the ctc model gives {time_steps} time steps for width {image_shape[1]}, too few for "
-                         f"labels of length {max(label_lengths)} (needs {2 * max(label_lengths) - 1})")
-    x = layers.Permute((2, 1, 3))(x)  # [batch, width (time), height, channels]
-    x = layers.Reshape((time_steps, height * channels))(x)
+    x = to_sequence(x, label_lengths, "ctc", image_shape[1])
     x = layers.Dense(rnn_units, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
     for _ in range(2):
-        x = layers.Bidirectional(layers.GRU(
-            rnn_units, return_sequences=True, activation="tanh", recurrent_activation="sigmoid",
-            recurrent_dropout=0.0, unroll=False, use_bias=True, reset_after=True))(x)
+        x = cudnn_bigru(x, rnn_units)
     outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
     return keras.Model(inputs, outputs, name="ctc")

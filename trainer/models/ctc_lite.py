@@ -7,7 +7,7 @@ Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even 
 import keras
 from keras import layers
 
-from trainer.models.blocks import conv_block
+from trainer.models.blocks import conv_block, cudnn_bigru, to_sequence
 
 
 def build(image_shape, charset_size, label_lengths, widths=(16, 32, 64, 96), rnn_units=64, dense_units=96):
@@ -19,15 +19,8 @@ def build(image_shape, charset_size, label_lengths, widths=(16, 32, 64, 96), rnn
     x = layers.MaxPooling2D(2)(x)
     for width, pool in zip(widths[1:], ((2, 2), (2, 1), (2, 1))):
         x = conv_block(x, width, pool_size=pool)
-    _, height, time_steps, channels = x.shape
-    if time_steps < 2 * max(label_lengths) - 1:
-        raise ValueError(f"the ctc_lite model gives {time_steps} time steps for width {image_shape[1]}, too few "
-                         f"for labels of length {max(label_lengths)} (needs {2 * max(label_lengths) - 1})")
-    x = layers.Permute((2, 1, 3))(x)  # [batch, width (time), height, channels]
-    x = layers.Reshape((time_steps, height * channels))(x)
+    x = to_sequence(x, label_lengths, "ctc_lite", image_shape[1])
     x = layers.Dense(dense_units, activation="relu")(x)
-    x = layers.Bidirectional(layers.GRU(
-        rnn_units, return_sequences=True, activation="tanh", recurrent_activation="sigmoid",
-        recurrent_dropout=0.0, unroll=False, use_bias=True, reset_after=True))(x)
+    x = cudnn_bigru(x, rnn_units)
     outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
     return keras.Model(inputs, outputs, name="ctc_lite")
