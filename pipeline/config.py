@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 from pipeline import charsets, ingest, records
 from pipeline.ingest import IngestSettings
 from pipeline.render import DEFAULT_FONT_SIZES, CaptchaRenderer, RenderSettings
-from pipeline.shards import SPLITS
+from pipeline.shards import SPLITS, default_num_shards
 
 SIZE_SAMPLE = 16  # records rendered up front to estimate the bytes of a record
 
@@ -95,13 +95,13 @@ def _lengths(args) -> Tuple[int, int]:
 
 def plan_shards(sizes: Dict[str, int], settings: RenderSettings, num_shards: int,
                 shard_size_mb: float) -> Dict[str, int]:
-    """Shards per split: `num_shards`, or enough for `shard_size_mb` by a sample's mean record size."""
+    """Shards per split: `num_shards`, or `default_num_shards` by a sample's mean record size."""
     if num_shards:
         return {s: min(num_shards, n) for s, n in sizes.items()}
     renderer = CaptchaRenderer(settings)
     sample = [len(records.serialize(renderer.render(0, "size-sample", i))) for i in range(SIZE_SAMPLE)]
     record_bytes = sum(sample) / len(sample)
-    return {s: min(n, math.ceil(n * record_bytes / (shard_size_mb * 1e6))) for s, n in sizes.items()}
+    return {s: default_num_shards(n, record_bytes, shard_size_mb * 1e6) for s, n in sizes.items()}
 
 
 def _images_config(args, output_dir) -> DatasetConfig:

@@ -1,14 +1,15 @@
 """Beam transforms that render records and write them to shards in an order no runner can change.
 
 Record i of a split goes to the shard that holds its index range (as tensorflow_datasets' Beam writer
-assigns by key), and each shard is sorted by index before it is written, so the bytes of every shard
-depend only on the settings, never on bundles, workers or the runner.
+assigns by key), and each shard is rendered in index order by one task that also writes it, so the bytes
+of every shard depend only on the settings, never on bundles, workers or the runner.
 """
 
 import dataclasses
 import hashlib
 import io
 import logging
+import math
 from typing import Dict, List
 
 import apache_beam as beam
@@ -19,7 +20,8 @@ from pipeline import records, storage
 from pipeline.render import CaptchaRenderer, RenderSettings
 
 SPLITS = ("train", "val", "test")
-RECORDS_PER_TASK = 100  # ~0.25 s of rendering: small enough to balance load across workers
+MIN_RECORDS_PER_SHARD = 1000
+PARALLEL_SHARDS = 16  # a split of 16,000+ records gets at least this many shards, to spread over workers
 
 
 def shard_name(split: str, shard: int, num_shards: int) -> str:
@@ -31,42 +33,33 @@ def shard_range(num_records: int, num_shards: int, shard: int) -> range:
     return range(shard * num_records // num_shards, (shard + 1) * num_records // num_shards)
 
 
+def default_num_shards(num_records: int, record_bytes: float, shard_bytes: float) -> int:
+    """Enough shards for `shard_bytes` each, and at least min(PARALLEL_SHARDS, records / 1000) so that
+    workers share the rendering (one shard is one worker's task)."""
+    if not num_records:
+        return 0
+    by_size = math.ceil(num_records * record_bytes / shard_bytes)
+    return min(num_records, max(by_size, min(PARALLEL_SHARDS, num_records // MIN_RECORDS_PER_SHARD), 1))
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """A run of records of one shard, rendered by one worker call."""
+    """One shard: the records [start, stop) of a split, rendered and written by one worker call."""
     split: str
     shard: int
+    num_shards: int
     start: int
     stop: int
 
 
 def plan_tasks(sizes: Dict[str, int], num_shards: Dict[str, int]) -> List[Task]:
+    """One task per shard; larger shards first, so the last tasks to start are short."""
     tasks = []
     for split in SPLITS:
         for shard in range(num_shards[split]):
             indices = shard_range(sizes[split], num_shards[split], shard)
-            for start in range(indices.start, indices.stop, RECORDS_PER_TASK):
-                tasks.append(Task(split, shard, start, min(start + RECORDS_PER_TASK, indices.stop)))
-    return tasks
-
-
-class RenderTask(beam.DoFn):
-    """Task -> ((split, shard), (index, serialized Example)) for each record of the task."""
-
-    def __init__(self, settings: RenderSettings, seed: int):
-        self._settings = settings
-        self._seed = seed
-        self._rendered = Metrics.counter("captcha", "records_rendered")
-        self._renderer = None
-
-    def setup(self):
-        self._renderer = CaptchaRenderer(self._settings)
-
-    def process(self, task: Task):
-        for index in range(task.start, task.stop):
-            record = self._renderer.render(self._seed, task.split, index)
-            self._rendered.inc()
-            yield (task.split, task.shard), (index, records.serialize(record))
+            tasks.append(Task(split, shard, num_shards[split], indices.start, indices.stop))
+    return sorted(tasks, key=lambda t: t.start - t.stop)
 
 
 def write_shard(output_dir: str, split: str, shard: int, num_shards: int, values) -> dict:
@@ -84,21 +77,30 @@ def write_shard(output_dir: str, split: str, shard: int, num_shards: int, values
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
-class WriteShard(beam.DoFn):
-    """((split, shard), [(index, bytes)]) -> the shard's spec entry, after writing it sorted by index."""
+class RenderShard(beam.DoFn):
+    """Task -> the shard's spec entry, after rendering its records in index order and writing the file.
 
-    def __init__(self, output_dir: str, num_shards: Dict[str, int]):
-        self._output_dir = output_dir
-        self._num_shards = num_shards
+    Rendering and writing in one step keeps image bytes off Beam's shuffle: only tasks and entries move.
+    """
 
-    def process(self, element):
-        (split, shard), items = element
-        values = [value for _, value in sorted(items, key=lambda item: item[0])]
-        yield write_shard(self._output_dir, split, shard, self._num_shards[split], values)
+    def __init__(self, settings: RenderSettings, seed: int, output_dir: str):
+        self._settings, self._seed, self._output_dir = settings, seed, output_dir
+        self._rendered = Metrics.counter("captcha", "records_rendered")
+        self._renderer = None
+
+    def setup(self):
+        self._renderer = CaptchaRenderer(self._settings)
+
+    def process(self, task: Task):
+        values = []
+        for index in range(task.start, task.stop):
+            values.append(records.serialize(self._renderer.render(self._seed, task.split, index)))
+            self._rendered.inc()
+        yield write_shard(self._output_dir, task.split, task.shard, task.num_shards, values)
 
 
 class RenderShards(beam.PTransform):
-    """Renders every planned task and writes the shards; outputs one spec entry per shard."""
+    """Renders and writes every shard; outputs one spec entry per shard."""
 
     def __init__(self, settings, seed, sizes, num_shards, output_dir):
         super().__init__()
@@ -108,6 +110,4 @@ class RenderShards(beam.PTransform):
     def expand(self, pbegin):
         return (pbegin
                 | "Plan" >> beam.Create(plan_tasks(self._sizes, self._num_shards))
-                | "Render" >> beam.ParDo(RenderTask(self._settings, self._seed))
-                | "GroupByShard" >> beam.GroupByKey()
-                | "Write" >> beam.ParDo(WriteShard(self._output_dir, self._num_shards)))
+                | "RenderAndWrite" >> beam.ParDo(RenderShard(self._settings, self._seed, self._output_dir)))

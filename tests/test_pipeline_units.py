@@ -10,7 +10,8 @@ from PIL import Image
 
 from pipeline import charsets, records
 from pipeline.render import CaptchaRenderer, RenderSettings
-from pipeline.shards import RenderShards, RenderTask, Task, plan_tasks, shard_name, shard_range
+from pipeline.shards import (RenderShard, RenderShards, Task, default_num_shards, plan_tasks, shard_name,
+                             shard_range)
 
 
 def test_presets_and_literal_charsets():
@@ -75,11 +76,17 @@ def test_shards_hold_contiguous_index_ranges():
     ranges = [shard_range(10, 3, k) for k in range(3)]
     assert [list(r) for r in ranges] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
     tasks = plan_tasks({"train": 250, "val": 7, "test": 0}, {"train": 2, "val": 1, "test": 0})
-    train = sorted(i for t in tasks if t.split == "train" for i in range(t.start, t.stop))
-    assert train == list(range(250))
-    assert {(t.split, t.shard) for t in tasks} == {("train", 0), ("train", 1), ("val", 0)}
-    assert all(t.stop - t.start <= 100 for t in tasks)
+    assert tasks == [Task("train", 0, 2, 0, 125), Task("train", 1, 2, 125, 250), Task("val", 0, 1, 0, 7)]
     assert shard_name("train", 1, 12) == "train.tfrecord-00001-of-00012"
+
+
+def test_default_shard_counts_follow_size_and_spread_work():
+    assert default_num_shards(0, 8000, 64e6) == 0
+    assert default_num_shards(500, 8000, 64e6) == 1
+    assert default_num_shards(20_000, 8000, 64e6) == 16, "16 shards so that workers share the rendering"
+    assert default_num_shards(100_000, 8000, 64e6) == 16
+    assert default_num_shards(1_000_000, 8000, 64e6) == 125, "by size: 8 GB / 64 MB"
+    assert default_num_shards(10, 8000, 1000) == 10, "never more shards than records"
 
 
 def test_serialize_is_deterministic_and_parses_back():
@@ -101,14 +108,17 @@ def _pipeline():
     return test_pipeline.TestPipeline(runner="FnApiRunner")
 
 
-def test_render_task_transform():
+def test_render_shard_writes_its_records_in_index_order(tmp_path):
+    import tensorflow as tf
     settings = RenderSettings()
     with _pipeline() as p:
-        keys = (p | beam.Create([Task("val", 1, 10, 13)])
-                | beam.ParDo(RenderTask(settings, 7))
-                | beam.Map(lambda kv: (kv[0], kv[1][0], kv[1][1] == records.serialize(
-                    CaptchaRenderer(settings).render(7, "val", kv[1][0])))))
-        assert_that(keys, equal_to([(("val", 1), i, True) for i in (10, 11, 12)]))
+        entries = (p | beam.Create([Task("val", 1, 3, 10, 13)])
+                   | beam.ParDo(RenderShard(settings, 7, str(tmp_path)))
+                   | beam.Map(lambda e: (e["file"], e["num_records"])))
+        assert_that(entries, equal_to([("val.tfrecord-00001-of-00003", 3)]))
+    written = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "val.tfrecord-00001-of-00003"))]
+    renderer = CaptchaRenderer(settings)
+    assert written == [records.serialize(renderer.render(7, "val", i)) for i in (10, 11, 12)]
 
 
 def test_render_shards_transform_writes_files(tmp_path):
