@@ -5,7 +5,6 @@ Every argument not defined here is left for Beam's PipelineOptions.
 
 import argparse
 import dataclasses
-import math
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -125,7 +124,8 @@ def _images_config(args, output_dir) -> DatasetConfig:
                  "test": args.test_fraction}
     expected = {s: round(len(files) * f) for s, f in fractions.items()}
     record_bytes = (args.width * args.height * 3) / 3  # PNG of a captcha: about a third of its raw pixels
-    num_shards = {s: max(1, math.ceil(n * record_bytes / (args.shard_size_mb * 1e6))) if n else 1
+    # Never 0: a record's split comes from its content hash, so even a split expected empty may get one.
+    num_shards = {s: max(1, default_num_shards(n, record_bytes, args.shard_size_mb * 1e6))
                   for s, n in expected.items()}
     if args.num_shards:
         num_shards = {s: args.num_shards for s in SPLITS}
