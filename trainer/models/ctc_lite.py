@@ -1,7 +1,7 @@
 """A CPU-sized CNN + bidirectional GRU + CTC reader, for training on a few cores (README: CPU recipe).
 
 A stride-2 stem and four narrow stages of the seed's conv block give ~25M multiply-adds per 128x64 image,
-about 1/30 of the `ctc` model's, and 16 time steps; one cuDNN-eligible BiGRU reads them.
+about 1/20 of the `ctc` model's, and 16 time steps; one cuDNN-eligible BiGRU reads them.
 Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even under mixed precision.
 """
 import keras
