@@ -7,7 +7,7 @@ Writes MODEL_DIR/eval_test.json and MODEL_DIR/eval_test_errors.png (mispredicted
 from absl import app, flags
 
 from trainer import decoding, evaluation, metrics
-from trainer.errors import UserError
+from trainer.errors import exit_on_user_error
 
 flags.DEFINE_string("model_dir", None, "Folder written by trainer.main.")
 flags.DEFINE_string("data_dir", None, "Dataset folder holding spec.json and the TFRecord shards.")
@@ -22,11 +22,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
+    with exit_on_user_error():
         result = evaluation.evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.batch_size,
                                      FLAGS.decoder, FLAGS.verify_shards)
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
     print(metrics.format_table(result))
 
 

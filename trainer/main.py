@@ -11,7 +11,7 @@ DATA_DIR, by default at a 10x lower learning rate.
 from absl import app
 
 from trainer import train, train_flags
-from trainer.errors import UserError
+from trainer.errors import exit_on_user_error
 
 train_flags.define()
 
@@ -19,10 +19,8 @@ train_flags.define()
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
+    with exit_on_user_error():
         train.train_and_evaluate(train_flags.train_config())
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import sys
 from absl import app, flags
 
 from trainer import inference
-from trainer.errors import UserError
+from trainer.errors import exit_on_user_error
 
 flags.DEFINE_string("model_dir", None, "Folder written by trainer.main (uses its saved_model/).")
 flags.mark_flag_as_required("model_dir")
@@ -21,10 +21,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) < 2:
         raise app.UsageError("give one or more image files")
-    try:
+    with exit_on_user_error():
         signature = inference.load_signature(FLAGS.model_dir)
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
     failed = 0
     for path, text, confidence, error in inference.predict_files(signature, argv[1:]):
         if error:

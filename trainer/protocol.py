@@ -20,7 +20,7 @@ from absl import app, flags
 
 from trainer import callbacks, evaluation, inference, macs, metrics, train, train_flags
 from trainer import spec as spec_lib
-from trainer.errors import UserError
+from trainer.errors import exit_on_user_error
 
 train_flags.define()
 flags.DEFINE_bool("train", True, "Train first (--notrain measures an existing --model_dir).")
@@ -105,15 +105,13 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = train_flags.train_config()
     rate = seconds = None
-    try:
+    with exit_on_user_error():
         if FLAGS.train:
             throughput = callbacks.TrainThroughput(config.batch_size)
             started = time.perf_counter()
             train.train_and_evaluate(config, extra_callbacks=[throughput])
             rate, seconds = throughput.images_per_second(), time.perf_counter() - started
         row = measure(config.model_dir, config.data_dir, rate, seconds, FLAGS.direct_count)
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
     print(HEADER)
     print(markdown_row(row))
 

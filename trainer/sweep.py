@@ -44,7 +44,7 @@ from matplotlib.figure import Figure  # no pyplot: savefig renders PNG with Agg,
 
 from trainer import callbacks, evaluation, train
 from trainer import spec as spec_lib
-from trainer.errors import UserError
+from trainer.errors import UserError, exit_on_user_error
 
 INDEX_FILE = "index.json"  # written by pipeline.sweep
 RESULT_FILE = "result.json"
@@ -335,10 +335,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
+    with exit_on_user_error():
         summary = run_sweep(FLAGS.sweep_file, FLAGS.output_root, FLAGS.shard_index, FLAGS.num_shards)
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
     print(summary["table"], end="")
 
 
