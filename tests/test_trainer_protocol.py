@@ -21,7 +21,7 @@ def test_direct_renders_follow_the_spec_and_the_seed(fixed_dataset):
         assert len(text) in spec["label_lengths"] and set(text) <= set(spec["charset"])
 
 
-@pytest.mark.parametrize("name", ["ctc_lite"])
+@pytest.mark.parametrize("name", ["ctc_fullres"])
 def test_measure_writes_a_complete_row(name, fixed_dataset, tmp_path):
     model_dir = str(tmp_path / "model")
     train.train_and_evaluate(train.TrainConfig(model=name, data_dir=fixed_dataset, model_dir=model_dir,

@@ -29,6 +29,14 @@ def test_cosine_decays_from_the_peak_to_zero_over_the_steps():
     assert all(a > b for a, b in zip(seen, seen[1:]))
 
 
+def test_warmup_ramps_linearly_to_the_peak_then_decays_over_the_rest():
+    seen = _fit(20, callbacks.CosineSchedule(peak=0.01, total_steps=20, warmup=0.25))
+    assert seen[:5] == pytest.approx([0.0, 0.002, 0.004, 0.006, 0.008])
+    assert seen[5] == pytest.approx(0.01), "the ramp ends at the peak"
+    assert seen[5 + 15 // 2] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 7 / 15)), rel=1e-5)
+    assert all(a > b for a, b in zip(seen[5:], seen[6:])), "cosine decay over the remaining 15 steps"
+
+
 def test_time_budget_stops_within_the_epoch():
     budget = callbacks.TimeBudget(seconds=1.0)
     slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.1))

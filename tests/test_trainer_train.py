@@ -176,6 +176,9 @@ def test_corrupt_shard_stops_training_naming_it(fixed_dataset, tmp_path, verify_
     ({"strategy": "tpu"}, "unknown strategy"),
     ({"batch_size": 0}, "batch_size must be at least 1"),
     ({"learning_rate": -1.0}, "learning_rate must be positive"),
+    ({"lr_schedule": "cosine", "warmup": 1.0}, r"warmup must be a fraction in \[0, 1\), got 1.0"),
+    ({"warmup": 0.1}, "--warmup needs --lr_schedule=cosine"),
+    ({"clipnorm": 0.0}, "clipnorm must be positive, got 0.0"),
 ])
 def test_bad_config_is_a_clear_error(fixed_dataset, tmp_path, overrides, match):
     config = _config("cnn", fixed_dataset, tmp_path / "model")
@@ -258,3 +261,12 @@ def test_main_exits_non_zero_with_a_message_on_a_bad_data_dir(tmp_path):
     assert "error:" in done.stderr and "spec.json not found" in done.stderr
     done = _run("trainer.main", "--model=rnn", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
     assert done.returncode != 0 and "--model=rnn: value should be one of <%s>" % "|".join(MODELS) in done.stderr
+
+
+def test_clipnorm_clips_the_global_gradient_norm(fixed_dataset, tmp_path):
+    config = _config("ctc_lite", fixed_dataset, tmp_path / "model", clipnorm=0.5)
+    model = train.build_model(config, spec_lib.load_spec(fixed_dataset))
+    assert model.optimizer.global_clipnorm == 0.5
+    gradients = [tf.fill(w.shape, 10.0) for w in model.trainable_weights]
+    clipped = model.optimizer._clip_gradients(gradients)
+    assert float(tf.linalg.global_norm(clipped)) == pytest.approx(0.5, rel=1e-4)

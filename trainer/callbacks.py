@@ -136,17 +136,26 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class CosineSchedule(keras.callbacks.Callback):
-    """Sets the learning rate every step to peak * (1 + cos(pi * progress)) / 2, progress going 0 -> 1 over
-    the time budget (when `budget` is given) or over `total_steps`."""
+    """Sets the learning rate every step: a linear ramp from 0 to `peak` over the first `warmup` fraction of
+    training, then peak * (1 + cos(pi * p)) / 2 with p going 0 -> 1 over the rest. Progress is measured over the
+    time budget (when `budget` is given) or over `total_steps`."""
 
-    def __init__(self, peak, total_steps, budget=None):
+    def __init__(self, peak, total_steps, budget=None, warmup=0.0):
         super().__init__()
-        self.peak, self.total_steps, self.budget = peak, total_steps, budget
+        self.peak, self.total_steps, self.budget, self.warmup = peak, total_steps, budget, warmup
         self._step = 0
+
+    def rate(self, progress):
+        """The learning rate at `progress` (0 -> 1) through training."""
+        progress = min(progress, 1.0)
+        if progress < self.warmup:
+            return self.peak * progress / self.warmup
+        decay = (progress - self.warmup) / (1.0 - self.warmup)
+        return self.peak * 0.5 * (1 + math.cos(math.pi * decay))
 
     def on_train_batch_begin(self, batch, logs=None):
         progress = self.budget.elapsed_fraction() if self.budget else self._step / self.total_steps
-        self.model.optimizer.learning_rate.assign(self.peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+        self.model.optimizer.learning_rate.assign(self.rate(progress))
         self._step += 1
 
     def on_epoch_end(self, epoch, logs=None):

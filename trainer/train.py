@@ -40,6 +40,8 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # None: one pass over the train split
     learning_rate: float | None = None  # None: LEARNING_RATE, or FINE_TUNE_LEARNING_RATE with init_from
     lr_schedule: str = "plateau"  # plateau: ReduceLROnPlateau; cosine: cosine decay over time_budget or all steps
+    warmup: float = 0.0  # cosine only: fraction of training spent ramping the learning rate up from 0
+    clipnorm: float | None = None  # clip each step's gradients to this global norm
     time_budget: float | None = None  # seconds of training, then stop (the best checkpoint is kept)
     patience: int = 6  # epochs without a better val_captcha_acc before stopping
     lr_patience: int = 2  # epochs without a lower val_loss before dividing the learning rate by 10
@@ -61,10 +63,11 @@ def learning_rate(config):
     return FINE_TUNE_LEARNING_RATE if config.init_from else LEARNING_RATE
 
 
-def compile_model(model, charset, learning_rate, jit_compile=False):
-    """Compiles `model` with Adam and the loss its output type needs (CTC or per-position cross-entropy)."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses.loss_for(model, charset),
-                  jit_compile=jit_compile)
+def compile_model(model, charset, learning_rate, jit_compile=False, clipnorm=None):
+    """Compiles `model` with Adam (gradients clipped to global norm `clipnorm` if given) and the loss its output
+    type needs (CTC or per-position cross-entropy)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
+                  loss=losses.loss_for(model, charset), jit_compile=jit_compile)
     return model
 
 
@@ -82,7 +85,7 @@ def build_model(config, spec):
                     model.set_weights(weights)
             except ValueError as e:
                 raise UserError(str(e)) from e
-            return compile_model(model, spec["charset"], learning_rate(config), config.jit_compile)
+            return compile_model(model, spec["charset"], learning_rate(config), config.jit_compile, config.clipnorm)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -106,7 +109,7 @@ def train_and_evaluate(config, extra_callbacks=()):
     val = data_lib.make_dataset(spec, config.data_dir, "val", config.batch_size, training=False, cache=config.cache)
     steps = config.steps_per_epoch or math.ceil(spec_lib.num_records(spec, "train") / config.batch_size)
     budget = callbacks_lib.TimeBudget(config.time_budget) if config.time_budget else None
-    schedule = (callbacks_lib.CosineSchedule(learning_rate(config), config.epochs * steps, budget)
+    schedule = (callbacks_lib.CosineSchedule(learning_rate(config), config.epochs * steps, budget, config.warmup)
                 if config.lr_schedule == "cosine" else None)
     callbacks = callbacks_lib.standard_callbacks(
         config.model_dir, callbacks_lib.CaptchaMetrics(val, spec["charset"], config.decoder),
@@ -139,6 +142,12 @@ def check_config(config):
         raise UserError(f"learning_rate must be positive, got {config.learning_rate}")
     if config.lr_schedule not in LR_SCHEDULES:
         raise UserError(f"unknown lr_schedule {config.lr_schedule!r}; expected one of {', '.join(LR_SCHEDULES)}")
+    if not 0 <= config.warmup < 1:
+        raise UserError(f"warmup must be a fraction in [0, 1), got {config.warmup}")
+    if config.warmup and config.lr_schedule != "cosine":
+        raise UserError("--warmup needs --lr_schedule=cosine")
+    if config.clipnorm is not None and config.clipnorm <= 0:
+        raise UserError(f"clipnorm must be positive, got {config.clipnorm}")
     if config.time_budget is not None and config.time_budget <= 0:
         raise UserError(f"time_budget must be positive seconds, got {config.time_budget}")
     if config.init_from and os.path.realpath(config.init_from) == os.path.realpath(config.model_dir):

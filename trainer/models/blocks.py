@@ -2,11 +2,12 @@
 from keras import layers
 
 
-def conv_block(x, filters, pool_size):
-    """Two conv3x3-BN-ReLU, then max-pool by `pool_size`."""
-    for _ in range(2):
+def conv_block(x, filters, pool_size, convs=2, bn_momentum=0.99):
+    """`convs` (the seed: two) conv3x3-BN-ReLU, then max-pool by `pool_size`; `bn_momentum` is BatchNorm's (Keras
+    default 0.99: moving statistics average over ~100 steps)."""
+    for _ in range(convs):
         x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_uniform")(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=bn_momentum)(x)
         x = layers.Activation("relu")(x)
     return layers.MaxPooling2D(pool_size)(x)
 

@@ -1,0 +1,31 @@
+"""A CPU-sized CNN + bidirectional GRU + CTC reader that convolves the image at full resolution (README: CPU recipe).
+
+The stem is one conv3x3-ReLU at 128x64 (no BatchNorm: at full resolution its cost would rival the convolutions'),
+then max-pooling, one conv3x3-BN-ReLU stage of 32 filters and two of the seed's blocks of 64 and 96 filters:
+~80M multiply-adds per 128x64 image and 32 time steps, which one cuDNN-eligible BiGRU reads.
+Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even under mixed precision.
+
+    python -m trainer.protocol --model=ctc_fullres --data_dir=data/recipe --model_dir=runs/cpu_recipe ...
+"""
+import keras
+from keras import layers
+
+from trainer.models.blocks import conv_block, cudnn_bigru, to_sequence
+
+# BatchNorm's moving statistics average over ~10 steps instead of Keras's ~100, so that they keep up with weights
+# that move fast at the peak learning rate of a short run (README: CPU recipe).
+BN_MOMENTUM = 0.9
+
+
+def build(image_shape, charset_size, label_lengths, widths=(16, 32, 64, 96), rnn_units=64, dense_units=96):
+    """Returns the uncompiled model; stages after the stem pool (2, 2) then (2, 1), (2, 1)."""
+    inputs = keras.Input(image_shape, name="image")
+    x = layers.Conv2D(widths[0], 3, padding="same", activation="relu", kernel_initializer="he_uniform")(inputs)
+    x = layers.MaxPooling2D(2)(x)
+    for width, pool, convs in zip(widths[1:], ((2, 2), (2, 1), (2, 1)), (1, 2, 2)):
+        x = conv_block(x, width, pool_size=pool, convs=convs, bn_momentum=BN_MOMENTUM)
+    x = to_sequence(x, label_lengths, "ctc_fullres", image_shape[1])
+    x = layers.Dense(dense_units, activation="relu")(x)
+    x = cudnn_bigru(x, rnn_units)
+    outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
+    return keras.Model(inputs, outputs, name="ctc_fullres")
