@@ -25,7 +25,7 @@ def define():
                       "--time_budget if given, else over all epochs.")
     flags.DEFINE_float("warmup", defaults.warmup, "With --lr_schedule=cosine: fraction of training (of the "
                        "time budget if given) spent ramping the learning rate up from 0 to its peak.")
-    flags.DEFINE_float("clipnorm", None, "Clip each step's gradients to this global norm (default: no clipping).")
+    flags.DEFINE_float("clipnorm", defaults.clipnorm, "Clip each step's gradients to this global norm (default: no clipping).")
     flags.DEFINE_float("time_budget", None, "Seconds of training; then stop and keep the best checkpoint.")
     flags.DEFINE_integer("patience", defaults.patience, "Early stopping: epochs without a better val_captcha_acc.")
     flags.DEFINE_integer("lr_patience", defaults.lr_patience, "Epochs without a lower val_loss before LR / 10.")

@@ -5,7 +5,7 @@ then max-pooling, one conv3x3-BN-ReLU stage of 32 filters and two of the seed's 
 ~80M multiply-adds per 128x64 image and 32 time steps, which one cuDNN-eligible BiGRU reads.
 Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even under mixed precision.
 
-    python -m trainer.protocol --model=ctc_fullres --data_dir=data/recipe --model_dir=runs/cpu_recipe ...
+    python -m trainer.protocol --model=ctc_fullres --data_dir=data/recipe600k --model_dir=runs/cpu_recipe ...
 """
 import keras
 from keras import layers
