@@ -25,14 +25,15 @@ def test_builders_return_uncompiled_models_with_float32_probabilities(name):
     np.testing.assert_allclose(probs.numpy().sum(-1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("policy, compute_dtype", [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")])
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_mixed_precision_keeps_the_output_float32(name):
-    keras.config.set_dtype_policy("mixed_float16")
+def test_mixed_precision_keeps_the_output_float32(name, policy, compute_dtype):
+    keras.config.set_dtype_policy(policy)
     try:
         model = MODELS[name](SHAPE, len(CHARSET), [4])
     finally:
         keras.config.set_dtype_policy("float32")
-    assert model.layers[1].compute_dtype == "float16"
+    assert model.layers[1].compute_dtype == compute_dtype
     assert model.output.dtype == "float32"
 
 

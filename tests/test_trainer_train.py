@@ -179,6 +179,7 @@ def test_corrupt_shard_stops_training_naming_it(fixed_dataset, tmp_path, verify_
     ({"lr_schedule": "cosine", "warmup": 1.0}, r"warmup must be a fraction in \[0, 1\), got 1.0"),
     ({"warmup": 0.1}, "--warmup needs --lr_schedule=cosine"),
     ({"clipnorm": 0.0}, "clipnorm must be positive, got 0.0"),
+    ({"precision": "float8"}, "unknown precision 'float8'; expected one of float32, mixed_float16, mixed_bfloat16"),
 ])
 def test_bad_config_is_a_clear_error(fixed_dataset, tmp_path, overrides, match):
     config = _config("cnn", fixed_dataset, tmp_path / "model")
@@ -270,3 +271,17 @@ def test_clipnorm_clips_the_global_gradient_norm(fixed_dataset, tmp_path):
     gradients = [tf.fill(w.shape, 10.0) for w in model.trainable_weights]
     clipped = model.optimizer._clip_gradients(gradients)
     assert float(tf.linalg.global_norm(clipped)) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_bfloat16_training_exports_a_model_that_reads_like_its_checkpoint(fixed_dataset, tmp_path):
+    config = _config("ctc_lite", fixed_dataset, tmp_path / "model", precision="mixed_bfloat16", epochs=1)
+    train.train_and_evaluate(config)
+    assert keras.config.dtype_policy().name == "float32"  # the policy is the run's, not the process's
+    model = keras.models.load_model(os.path.join(config.model_dir, "best.keras"), compile=False)
+    assert model.layers[1].compute_dtype == "bfloat16" and model.layers[1].variable_dtype == "float32"
+    encoded, images = _raw_images(fixed_dataset, "test", 6)
+    texts, confidence = decoding.predict_text(model, images, CHARSET)
+    out = inference.load_signature(config.model_dir)(images=encoded)
+    assert [t.decode() for t in out["text"].numpy()] == texts
+    assert out["confidence"].dtype == tf.float32
+    np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)

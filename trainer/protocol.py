@@ -1,7 +1,8 @@
 """The accuracy protocol: measures a trained model the way README's results table reports it.
 
     python -m trainer.protocol --model=ctc_fullres --data_dir=data/recipe600k --model_dir=runs/cpu_recipe \\
-        --time_budget=1800 --lr_schedule=cosine --warmup=0.05 --clipnorm=1.0 --steps_per_epoch=300 --epochs=1000
+        --precision=mixed_bfloat16 --time_budget=1800 --lr_schedule=cosine --warmup=0.05 --clipnorm=1.0 \\
+        --steps_per_epoch=300 --epochs=1000
 
 Trains with trainer.main's flags (unless --notrain), evaluates on the test split, reads 2,000 captchas
 rendered by `captcha.image.ImageCaptcha` directly (not through the pipeline), times CPU prediction

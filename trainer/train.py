@@ -24,6 +24,9 @@ from trainer.models import MODELS
 
 STRATEGIES = ("default", "mirrored")
 LR_SCHEDULES = ("plateau", "cosine")
+# Keras dtype policies: mixed_float16 for GPUs' fp16 tensor cores, mixed_bfloat16 for CPUs with AMX or AVX512-BF16
+# (README: CPU recipe); either way variables, the softmax and the loss stay float32.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LEARNING_RATE = 1e-3
 FINE_TUNE_LEARNING_RATE = 1e-4  # the default with init_from
 
@@ -46,7 +49,7 @@ class TrainConfig:
     patience: int = 6  # epochs without a better val_captcha_acc before stopping
     lr_patience: int = 2  # epochs without a lower val_loss before dividing the learning rate by 10
     decoder: str = "greedy"
-    mixed_precision: bool = False
+    precision: str = "float32"  # a Keras dtype policy from PRECISIONS
     jit_compile: bool = False
     strategy: str = "default"
     verify_shards: bool = True
@@ -76,7 +79,7 @@ def build_model(config, spec):
     weights = finetune.init_weights(config.init_from, config.model, spec) if config.init_from else None
     strategy = tf.distribute.MirroredStrategy() if config.strategy == "mirrored" else tf.distribute.get_strategy()
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
+    keras.config.set_dtype_policy(config.precision)
     try:
         with strategy.scope():
             try:
@@ -131,6 +134,8 @@ def check_config(config):
         raise UserError(f"unknown model {config.model!r}; expected one of {', '.join(MODELS)}")
     if config.strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    if config.precision not in PRECISIONS:
+        raise UserError(f"unknown precision {config.precision!r}; expected one of {', '.join(PRECISIONS)}")
     if config.decoder not in decoding.DECODERS:
         raise UserError(f"unknown decoder {config.decoder!r}; expected one of {', '.join(decoding.DECODERS)}")
     for name in ("batch_size", "epochs", "patience", "lr_patience"):

@@ -30,7 +30,9 @@ def define():
     flags.DEFINE_integer("patience", defaults.patience, "Early stopping: epochs without a better val_captcha_acc.")
     flags.DEFINE_integer("lr_patience", defaults.lr_patience, "Epochs without a lower val_loss before LR / 10.")
     flags.DEFINE_enum("decoder", defaults.decoder, list(decoding.DECODERS), "CTC decoding for validation and export.")
-    flags.DEFINE_bool("mixed_precision", defaults.mixed_precision, "mixed_float16 compute (outputs stay float32).")
+    flags.DEFINE_enum("precision", defaults.precision, list(train.PRECISIONS), "Compute dtype policy: "
+                      "mixed_float16 for GPU tensor cores, mixed_bfloat16 for AMX/AVX512-BF16 CPUs "
+                      "(variables, softmax and loss stay float32).")
     flags.DEFINE_bool("jit_compile", defaults.jit_compile, "Compile the train step with XLA.")
     flags.DEFINE_enum("strategy", defaults.strategy, list(train.STRATEGIES), "mirrored: all local GPUs.")
     flags.DEFINE_bool("verify_shards", defaults.verify_shards, "Check shard sha256 values against the spec first.")
