@@ -130,14 +130,10 @@ def train_and_evaluate(config, extra_callbacks=()):
 
 def check_config(config):
     """Raises UserError naming the first invalid field of a TrainConfig."""
-    if config.model not in MODELS:
-        raise UserError(f"unknown model {config.model!r}; expected one of {', '.join(MODELS)}")
-    if config.strategy not in STRATEGIES:
-        raise UserError(f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}")
-    if config.precision not in PRECISIONS:
-        raise UserError(f"unknown precision {config.precision!r}; expected one of {', '.join(PRECISIONS)}")
-    if config.decoder not in decoding.DECODERS:
-        raise UserError(f"unknown decoder {config.decoder!r}; expected one of {', '.join(decoding.DECODERS)}")
+    for name, choices in (("model", MODELS), ("strategy", STRATEGIES), ("precision", PRECISIONS),
+                          ("decoder", decoding.DECODERS), ("lr_schedule", LR_SCHEDULES)):
+        if getattr(config, name) not in choices:
+            raise UserError(f"unknown {name} {getattr(config, name)!r}; expected one of {', '.join(choices)}")
     for name in ("batch_size", "epochs", "patience", "lr_patience"):
         if getattr(config, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(config, name)}")
@@ -145,8 +141,6 @@ def check_config(config):
         raise UserError(f"steps_per_epoch must be at least 1, got {config.steps_per_epoch}")
     if config.learning_rate is not None and config.learning_rate <= 0:
         raise UserError(f"learning_rate must be positive, got {config.learning_rate}")
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"unknown lr_schedule {config.lr_schedule!r}; expected one of {', '.join(LR_SCHEDULES)}")
     if not 0 <= config.warmup < 1:
         raise UserError(f"warmup must be a fraction in [0, 1), got {config.warmup}")
     if config.warmup and config.lr_schedule != "cosine":
