@@ -14,12 +14,16 @@ import multiprocessing
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 
 import captcha.image
 
+from pipeline import config as dataset_config
 from pipeline import main as pipeline_main
+
+MODES = ("multi_processing", "multi_threading", "in_memory")
 
 
 def raw_rate(num_images: int) -> float:
@@ -52,27 +56,37 @@ def pipeline_rate(num_records: int, mode: str, workers: int) -> float:
         shutil.rmtree(folder)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.splitlines()[0],
+                                     exit_on_error=False)
     parser.add_argument("--num_records", type=int, default=20_000)
     parser.add_argument("--raw_images", type=int, default=2_000)
     parser.add_argument("--modes", default="multi_processing",
-                        help="comma-separated: multi_processing, multi_threading, in_memory")
-    args = parser.parse_args()
+                        help="comma-separated: %s" % ", ".join(MODES))
+    try:
+        args, _ = dataset_config.split_args(parser, argv, beam=False)
+        modes = args.modes.split(",")
+        if args.num_records < 1 or args.raw_images < 1:
+            raise ValueError("--num_records and --raw_images must be at least 1")
+        if any(m not in MODES for m in modes):
+            raise ValueError("--modes=%s: each mode must be one of %s" % (args.modes, ", ".join(MODES)))
+    except ValueError as e:
+        return pipeline_main.user_error(e)
     cores = os.cpu_count()
     raw = raw_rate(args.raw_images)
     print("(a)  raw generate_image + PNG, 1 process:    %8.1f images/s" % raw)
     parallel = parallel_raw_rate(args.raw_images, cores)
     print("(a') raw, %d bare processes at once, summed:  %8.1f images/s  (%.2f x a)"
           % (cores, parallel, parallel / raw))
-    for mode in args.modes.split(","):
+    for mode in modes:
         workers = 1 if mode == "in_memory" else cores
         rate = pipeline_rate(args.num_records, mode, workers)
         print("(b)  pipeline %s, %d workers, %d records: %.1f records/s in %.1f s; "
               "b/(%d x a) = %.3f, b/a' = %.3f" % (mode, workers, args.num_records, rate,
                                                  args.num_records / rate, cores,
                                                  rate / (cores * raw), rate / parallel))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

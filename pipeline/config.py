@@ -1,12 +1,15 @@
 """Command-line settings of a dataset: parsing, validation, and the shard plan.
 
-Every argument not defined here is left for Beam's PipelineOptions.
+Every other argument must be an Apache Beam pipeline option; it is left for Beam's PipelineOptions.
 """
 
 import argparse
 import dataclasses
+import difflib
 import re
 from typing import Dict, List, Optional, Tuple
+
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import charsets, ingest, records
 from pipeline.ingest import IngestSettings
@@ -65,8 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="characters per captcha (default 4); sets --min_length and --max_length")
     parser.add_argument("--min_length", type=int, default=None)
     parser.add_argument("--max_length", type=int, default=None)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--height", type=int, default=64)
+    parser.add_argument("--width", type=int, default=None,
+                        help="image width (default 128; images source: the input images' median width, or the "
+                             "width that keeps their aspect ratio at --height)")
+    parser.add_argument("--height", type=int, default=None,
+                        help="image height (default 64; images source: the input images' median height, or the "
+                             "height that keeps their aspect ratio at --width)")
+    parser.add_argument("--case_insensitive", action="store_true",
+                        help="images source: fold labels and --charset to lower case (for labels that disagree "
+                             "with the images on case)")
     parser.add_argument("--fonts", type=_str_list, default=None,
                         help="comma-separated font files (default: the captcha package's own font)")
     parser.add_argument("--font_sizes", type=_int_list, default=DEFAULT_FONT_SIZES,
@@ -103,43 +113,88 @@ def plan_shards(sizes: Dict[str, int], settings: RenderSettings, num_shards: int
     return {s: default_num_shards(n, record_bytes, shard_size_mb * 1e6) for s, n in sizes.items()}
 
 
+def _image_size(args, sizes) -> Tuple[int, int]:
+    """--width x --height of the images source; what is not given comes from the images' median size (or
+    RenderSettings' default when no image can be read: then every file is rejected, and rejected.csv says why)."""
+    if args.width and args.height:
+        return args.width, args.height
+    width, height = ingest.median_size(sizes) if sizes else (RenderSettings.width, RenderSettings.height)
+    if args.width:
+        return args.width, max(1, round(args.width * height / width))
+    if args.height:
+        return max(1, round(args.height * width / height)), args.height
+    return width, height
+
+
 def _images_config(args, output_dir) -> DatasetConfig:
     if not args.input:
         raise ValueError("--source=images needs --input=FOLDER or --input=LABELS.csv")
     if not (0 <= args.val_fraction and 0 <= args.test_fraction and args.val_fraction + args.test_fraction < 1):
         raise ValueError("--val_fraction and --test_fraction must be >= 0 and sum to less than 1")
-    if args.width < 8 or args.height < 8:
+    if (args.width is not None and args.width < 8) or (args.height is not None and args.height < 8):
         raise ValueError("--width and --height must be at least 8 pixels")
     try:
-        files = ingest.list_labelled_files(args.input, args.label_regex)
+        files, sizes = ingest.list_labelled_files(args.input, args.label_regex, args.case_insensitive)
     except re.error as e:
         raise ValueError("--label_regex %r is not a valid regular expression: %s" % (args.label_regex, e)) from None
     except (OSError, IOError) as e:
         raise ValueError("--input %s cannot be read: %s" % (args.input, e)) from None
+    width, height = _image_size(args, sizes)
+    if width < 8 or height < 8:
+        raise ValueError("the images are %dx%d; give --width and --height of at least 8 pixels" % (width, height))
     charset = charsets.resolve_charset(args.charset) if args.charset is not None else None
-    settings = IngestSettings(input=args.input, charset=charset, width=args.width, height=args.height,
-                                     resize=args.resize, val_fraction=args.val_fraction,
-                                     test_fraction=args.test_fraction)
+    if charset is not None and args.case_insensitive:
+        charset = "".join(dict.fromkeys(charset.lower()))
+    settings = IngestSettings(input=args.input, charset=charset, width=width, height=height,
+                              resize=args.resize, val_fraction=args.val_fraction,
+                              test_fraction=args.test_fraction, case_insensitive=args.case_insensitive)
     fractions = {"train": 1 - args.val_fraction - args.test_fraction, "val": args.val_fraction,
                  "test": args.test_fraction}
     expected = {s: round(len(files) * f) for s, f in fractions.items()}
-    record_bytes = (args.width * args.height * 3) / 3  # PNG of a captcha: about a third of its raw pixels
+    record_bytes = (width * height * 3) / 3  # PNG of a captcha: about a third of its raw pixels
     # Never 0: a record's split comes from its content hash, so even a split expected empty may get one.
     num_shards = {s: max(1, default_num_shards(n, record_bytes, args.shard_size_mb * 1e6))
                   for s, n in expected.items()}
     if args.num_shards:
         num_shards = {s: args.num_shards for s in SPLITS}
-    render = RenderSettings(charset=charset or "", width=args.width, height=args.height)
+    render = RenderSettings(charset=charset or "", width=width, height=height)
     return DatasetConfig(output_dir=output_dir, render=render, seed=0, sizes=expected, num_shards=num_shards,
                          overwrite=args.overwrite, ingest=settings, files=tuple(files))
 
 
-def parse(argv: Optional[List[str]]):
-    """Returns (DatasetConfig, Beam arguments). Raises ValueError on a bad setting, before any work."""
+def _beam_parser() -> argparse.ArgumentParser:
+    """The parser that PipelineOptions builds from every imported PipelineOptions class, runners' included."""
+    try:  # DaskRunner's options live in its module, which needs dask
+        import apache_beam.runners.dask.dask_runner  # noqa: F401
+    except ImportError:
+        pass
+    parsers = []
+    PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
+    parsers[0].exit_on_error = False
+    return parsers[0]
+
+
+def split_args(parser: argparse.ArgumentParser, argv: Optional[List[str]], beam: bool = True):
+    """Returns (`parser`'s arguments, the rest for Beam). Raises ValueError for a bad value, or for an
+    argument that neither `parser` nor (with `beam`) any Beam pipeline option defines, with a close match."""
     try:
-        args, beam_args = build_parser().parse_known_args(argv)
+        args, rest = parser.parse_known_args(argv)
+        beam_parser = _beam_parser() if beam else None
+        unknown = beam_parser.parse_known_args(rest)[1] if beam else rest
     except argparse.ArgumentError as e:
         raise ValueError(str(e)) from None
+    if unknown:
+        flags = [f for p in (parser, beam_parser) if p for action in p._actions for f in action.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=", 1)[0], flags, n=1)
+        raise ValueError("unknown argument %s (not a flag of %s%s); %s" % (
+            unknown[0], parser.prog, " nor an Apache Beam pipeline option" if beam else "",
+            "did you mean %s?" % close[0] if close else "see --help"))
+    return args, rest
+
+
+def parse(argv: Optional[List[str]]):
+    """Returns (DatasetConfig, Beam arguments). Raises ValueError on a bad setting, before any work."""
+    args, beam_args = split_args(build_parser(), argv)
     if args.num_shards < 0 or args.shard_size_mb <= 0:
         raise ValueError("--num_shards must be >= 0 and --shard_size_mb > 0")
     if args.source == "images":
@@ -152,7 +207,8 @@ def parse(argv: Optional[List[str]]):
     settings = RenderSettings(
         charset=charsets.resolve_charset(charsets.DEFAULT if args.charset is None else args.charset),
         min_length=min_length,
-        max_length=max_length, width=args.width, height=args.height,
+        max_length=max_length, width=RenderSettings.width if args.width is None else args.width,
+        height=RenderSettings.height if args.height is None else args.height,
         fonts=args.fonts or RenderSettings.fonts, font_sizes=args.font_sizes)
     settings.validate()
     config = DatasetConfig(

@@ -5,7 +5,7 @@
 
 import logging
 import time
-from typing import List, Optional
+from typing import Optional
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -15,19 +15,19 @@ from pipeline import spec as dataset_spec
 from pipeline import storage
 from pipeline.config import DatasetConfig
 from pipeline.ingest import IngestImages
-from pipeline.shards import RenderShards
+from pipeline.shards import RenderShards, is_shard_name
 
 
 def pipeline_options(beam_args) -> PipelineOptions:
     """Beam's options as given; without --runner, the local FnApiRunner on all cores (not Prism)."""
     options = PipelineOptions(beam_args)
-    explicit = options.get_all_options(drop_default=True)
-    if not explicit.get("runner"):
+    given = {arg.split("=", 1)[0] for arg in beam_args}  # Beam's flags take no abbreviations
+    if "--runner" not in given:
         options.view_as(StandardOptions).runner = "FnApiRunner"
         direct = options.view_as(DirectOptions)
-        if "direct_running_mode" not in explicit:
+        if "--direct_running_mode" not in given:
             direct.direct_running_mode = "multi_processing"
-        if "direct_num_workers" not in explicit:
+        if "--direct_num_workers" not in given:
             direct.direct_num_workers = 0  # one worker per core
     return options
 
@@ -46,25 +46,31 @@ def existing_spec(config: DatasetConfig) -> Optional[dict]:
             "%s already holds a complete dataset with other settings (identity %s, charset %r, "
             "counts %s); pass --overwrite to replace it, or choose another --output_dir" % (
                 config.output_dir, existing.get("identity"), existing.get("charset"),
-                {s: v.get("num_records") for s, v in existing.get("splits", {}).items()}))
+                {s: v.get("num_records") for s, v in existing["splits"].items()}))
     return existing
 
 
-def prepare(config: DatasetConfig) -> Optional[List[str]]:
-    """Checks the output folder before any work. Returns None when it already holds this very dataset
-    (and --overwrite is off), else the files of a dataset being replaced, to delete once done."""
-    storage.ensure_writable(config.output_dir)
+def prepare(config: DatasetConfig) -> bool:
+    """Checks the output folder before any work. Returns False when it already holds this very dataset
+    (and --overwrite is off); else True, once spec.json is gone: the folder is incomplete until the new
+    one is written (`spec.finalize` then deletes the shards that the new dataset does not list)."""
     existing = existing_spec(config)
     if existing and not config.overwrite:
         logging.info("%s already holds dataset %s with these settings; reusing it (--overwrite renders "
                      "it again)", config.output_dir, existing["identity"])
-        return None
-    # From here on the folder is incomplete until the new spec.json is written.
+        return False
+    if existing:
+        odd = [f for f in dataset_spec.shard_files(existing) if not is_shard_name(f)]
+        if odd:
+            raise ValueError("%s lists %r as a shard, which is not a shard file name "
+                             "(split.tfrecord-NNNNN-of-NNNNN); refusing to replace it, nothing was deleted: "
+                             "check that folder, or choose another --output_dir"
+                             % (storage.join(config.output_dir, dataset_spec.SPEC_FILE), odd[0]))
     storage.delete_if_exists([storage.join(config.output_dir, dataset_spec.SPEC_FILE)])
-    return dataset_spec.shard_files(existing) if existing else []
+    return True
 
 
-def add_dataset(p: beam.Pipeline, config: DatasetConfig, stale: List[str], label: str = "") -> None:
+def add_dataset(p: beam.Pipeline, config: DatasetConfig, label: str = "") -> None:
     """Adds the transforms that write one dataset, its spec.json last, to pipeline `p`."""
     if config.ingest:
         entries, rejected, charset = p | label + "IngestImages" >> IngestImages(
@@ -77,7 +83,7 @@ def add_dataset(p: beam.Pipeline, config: DatasetConfig, stale: List[str], label
         rejected, charset = (), None
     _ = (entries
          | label + "CollectShards" >> beam.combiners.ToList()
-         | label + "WriteSpec" >> beam.Map(dataset_spec.finalize, config, stale, rejected, charset))
+         | label + "WriteSpec" >> beam.Map(dataset_spec.finalize, config, rejected, charset))
 
 
 def run_and_report(p: beam.Pipeline) -> float:

@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import math
+import re
 from typing import Dict, List
 
 import apache_beam as beam
@@ -22,10 +23,17 @@ from pipeline.render import CaptchaRenderer, RenderSettings
 SPLITS = ("train", "val", "test")
 MIN_RECORDS_PER_SHARD = 1000
 PARALLEL_SHARDS = 16  # a split of 16,000+ records gets at least this many shards, to spread over workers
+SHARD_NAME = re.compile(r"(%s)\.tfrecord-[0-9]{5}-of-[0-9]{5}" % "|".join(SPLITS))
 
 
 def shard_name(split: str, shard: int, num_shards: int) -> str:
     return "%s.tfrecord-%05d-of-%05d" % (split, shard, num_shards)
+
+
+def is_shard_name(name) -> bool:
+    """True for a plain file name that `shard_name` gives: never a path, `..` or another file's name.
+    Files of such names, and their temporary files, are the only ones the pipeline ever deletes."""
+    return isinstance(name, str) and SHARD_NAME.fullmatch(name) is not None
 
 
 def shard_range(num_records: int, num_shards: int, shard: int) -> range:

@@ -16,8 +16,8 @@ import PIL
 import pipeline
 from pipeline import records, storage
 from pipeline.config import DatasetConfig
-from pipeline.ingest import REJECTED_FILE, write_rejected
-from pipeline.shards import SPLITS
+from pipeline.ingest import REJECTED_FILE, preprocessing, write_rejected
+from pipeline.shards import SPLITS, is_shard_name
 
 FORMAT_VERSION = 1
 SPEC_FILE = "spec.json"
@@ -73,6 +73,7 @@ def build(config: DatasetConfig, shard_entries: List[Dict], num_rejected: int = 
         "label_lengths": lengths,
         "image": fields["image"],
         "features": records.FEATURES,
+        "preprocessing": preprocessing(config.ingest.resize if config.ingest else "stretch"),
         "splits": splits,
         **source,
         "versions": dict(fields["versions"], apache_beam=apache_beam.__version__),
@@ -80,27 +81,43 @@ def build(config: DatasetConfig, shard_entries: List[Dict], num_rejected: int = 
     }
 
 
-def finalize(shard_entries: List[Dict], config: DatasetConfig, stale_files: List[str], rejected=(),
-             charset=None) -> None:
-    """Writes rejected.csv (images source), deletes files of a replaced dataset that the new one does not
-    reuse, then writes spec.json."""
+def is_leftover(name: str) -> bool:
+    """True for a shard file name, or a temporary file of a shard, spec.json or rejected.csv."""
+    target = storage.temporary_target(name)
+    return is_shard_name(name) or is_shard_name(target) or target in (SPEC_FILE, REJECTED_FILE)
+
+
+def finalize(shard_entries: List[Dict], config: DatasetConfig, rejected=(), charset=None) -> None:
+    """Writes rejected.csv (images source), deletes the shards and temporary files in the folder that the
+    new dataset does not list (of a replaced dataset or a killed run), then writes spec.json."""
     if config.ingest:
         write_rejected(list(rejected), config.output_dir)
         if not shard_entries:
             logging.error("no image was accepted; see %s", REJECTED_FILE)
             return
     spec = build(config, shard_entries, len(rejected), charset)
-    keep = {e["file"] for split in spec["splits"].values() for e in split["shards"]}
-    storage.delete_if_exists([storage.join(config.output_dir, f) for f in stale_files if f not in keep])
+    keep = set(shard_files(spec))
+    leftovers = [n for n in storage.file_names(config.output_dir) if is_leftover(n) and n not in keep]
+    for name in leftovers:
+        logging.info("deleting %s from %s: dataset %s does not list it", name, config.output_dir,
+                     spec["identity"])
+    storage.delete_if_exists([storage.join(config.output_dir, n) for n in leftovers])
     storage.write_atomic(storage.join(config.output_dir, SPEC_FILE),
                          json.dumps(spec, indent=2).encode("utf-8"))
     logging.info("dataset %s complete in %s", spec["identity"], config.output_dir)
 
 
 def read(output_dir: str):
-    """The spec of a complete dataset in `output_dir`, or None."""
-    return storage.read_json(storage.join(output_dir, SPEC_FILE))
+    """The spec of a complete dataset in `output_dir`, or None; raises ValueError if spec.json is not one."""
+    spec = storage.read_json(storage.join(output_dir, SPEC_FILE))
+    if spec is not None:
+        shard_files(spec)
+    return spec
 
 
-def shard_files(spec: dict) -> List[str]:
-    return [e["file"] for split in spec["splits"].values() for e in split["shards"]]
+def shard_files(spec) -> List:
+    """The `file` of every shard in `spec`; raises ValueError if it has no splits.<split>.shards[].file."""
+    try:
+        return [e["file"] for split in spec["splits"].values() for e in split["shards"]]
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError("not a dataset spec: it lists no splits.<split>.shards[].file") from None

@@ -12,10 +12,11 @@ The sweep file (YAML or JSON) has a `dataset` section of `base` settings and a `
 
 Each variant goes to OUTPUT_ROOT/<name>-<identity>/, where identity is the hash of everything that decides
 its bytes; a variant already complete there is reused. OUTPUT_ROOT/index.json lists every variant with
-its settings and folder.
+its settings and folder. OUTPUT_ROOT and each variant's folder are locked while the sweep runs.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -29,6 +30,7 @@ import yaml
 
 from pipeline import config as dataset_config
 from pipeline import dataset, storage
+from pipeline import main as pipeline_main
 from pipeline import spec as dataset_spec
 
 INDEX_FILE = "index.json"
@@ -106,46 +108,58 @@ def plan(sweep: dict, output_root: str):
         except ValueError as e:
             raise ValueError("dataset variant %s: %s" % (name, e)) from None
         folder = "%s-%s" % (name, dataset_spec.identity(config))
+        if any(folder == f for _, f, _ in planned):
+            raise ValueError("dataset variant %s comes twice from the grid: give each value once" % name)
         config = dataclasses.replace(config, output_dir=storage.join(output_root, folder))
         planned.append((settings, folder, config))
     return planned
+
+
+def read_index(path: str) -> Dict[str, dict]:
+    """{folder: entry} of the variants in index.json, if there is one; raises ValueError if it is not one."""
+    try:
+        return {v["folder"]: v for v in (storage.read_json(path) or {"variants": []})["variants"]}
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError("%s is not a sweep index (%s); delete it to start a new one, or choose another "
+                         "--output_root" % (path, e)) from None
 
 
 def run(argv=None) -> dict:
     """Renders the missing variants and writes index.json; returns the index."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.sweep", exit_on_error=False,
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--sweep_file", required=True)
-    parser.add_argument("--output_root", required=True)
-    try:
-        args, beam_args = parser.parse_known_args(argv)
-    except argparse.ArgumentError as e:
-        raise ValueError(str(e)) from None
+    parser.add_argument("--sweep_file")
+    parser.add_argument("--output_root")
+    args, beam_args = dataset_config.split_args(parser, argv)
+    if not args.sweep_file or not args.output_root:
+        raise ValueError("--sweep_file and --output_root are required")
     planned = plan(load_sweep(args.sweep_file), args.output_root)
-    storage.ensure_writable(args.output_root)
-    p = beam.Pipeline(options=dataset.pipeline_options(beam_args))
-    status = {}
-    for settings, folder, config in planned:
-        stale = dataset.prepare(config)
-        status[folder] = "reused" if stale is None else "rendered"
-        if stale is not None:
-            dataset.add_dataset(p, config, stale, label="%s/" % folder)
-    rendered = [f for f, s in status.items() if s == "rendered"]
-    if rendered:
-        logging.info("rendering %d of %d variants in one pipeline", len(rendered), len(planned))
-        dataset.run_and_report(p)
-    else:
-        logging.info("all %d variants are already complete; nothing to render", len(planned))
+    storage.ensure_writable(args.output_root, "--output_root")
     index_path = storage.join(args.output_root, INDEX_FILE)
-    index = storage.read_json(index_path) or {"variants": []}
-    entries = {v["folder"]: v for v in index["variants"]}
-    for settings, folder, config in planned:
-        spec = dataset_spec.read(config.output_dir)
-        entries[folder] = {"folder": folder, "identity": spec["identity"], "settings": settings,
-                           "status": status[folder],
-                           "num_records": {s: v["num_records"] for s, v in spec["splits"].items()}}
-    index = {"variants": sorted(entries.values(), key=lambda v: v["folder"])}
-    storage.write_atomic(index_path, json.dumps(index, indent=2).encode("utf-8"))
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(storage.locked(args.output_root))
+        entries = read_index(index_path)
+        p = beam.Pipeline(options=dataset.pipeline_options(beam_args))
+        status = {}
+        for settings, folder, config in planned:
+            storage.ensure_writable(config.output_dir)
+            locks.enter_context(storage.locked(config.output_dir))
+            status[folder] = "rendered" if dataset.prepare(config) else "reused"
+            if status[folder] == "rendered":
+                dataset.add_dataset(p, config, label="%s/" % folder)
+        rendered = [f for f, s in status.items() if s == "rendered"]
+        if rendered:
+            logging.info("rendering %d of %d variants in one pipeline", len(rendered), len(planned))
+            dataset.run_and_report(p)
+        else:
+            logging.info("all %d variants are already complete; nothing to render", len(planned))
+        for settings, folder, config in planned:
+            spec = dataset_spec.read(config.output_dir)
+            entries[folder] = {"folder": folder, "identity": spec["identity"], "settings": settings,
+                               "status": status[folder],
+                               "num_records": {s: v["num_records"] for s, v in spec["splits"].items()}}
+        index = {"variants": sorted(entries.values(), key=lambda v: v["folder"])}
+        storage.write_atomic(index_path, json.dumps(index, indent=2).encode("utf-8"))
     return index
 
 
@@ -155,8 +169,7 @@ def main(argv=None) -> int:
     try:
         index = run(argv)
     except ValueError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+        return pipeline_main.user_error(e)
     for variant in index["variants"]:
         print("%-9s %s" % (variant["status"], variant["folder"]))
     return 0

@@ -34,6 +34,8 @@ def test_shards_read_back_as_the_spec_says(dataset):
     assert spec["charset"] == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" and spec["label_lengths"] == [4]
     assert spec["image"] == {"height": 64, "width": 128, "channels": 3, "encoding": "png"}
     assert spec["versions"]["captcha"] == "0.7.0" and spec["seed"] == 5
+    assert spec["preprocessing"] == {"resize": "stretch", "filter": "bilinear", "antialias": True,
+                                     "pad_colour": None, "alpha": "white"}, "rendered at the exact size"
     features = {"image": tf.io.FixedLenFeature([], tf.string), "text": tf.io.FixedLenFeature([], tf.string),
                 "label": tf.io.VarLenFeature(tf.int64), "length": tf.io.FixedLenFeature([], tf.int64),
                 "index": tf.io.FixedLenFeature([], tf.int64)}
@@ -136,7 +138,7 @@ def test_bad_input_fails_before_any_work(tmp_path, args, message):
 def test_command_line_error_is_one_line_and_non_zero(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipeline.main", "--output_dir=%s" % tmp_path,
                              "--charset=ABCA"], capture_output=True, text=True)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "error: --charset repeats characters 'A'; each character may appear once")
     assert os.listdir(tmp_path) == []
