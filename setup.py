@@ -28,5 +28,6 @@ setuptools.setup(
     extras_require={
         "test": ["pytest>=8"],
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
+        "peers": ["ddddocr>=1.6"],  # trainer.real_benchmark's zero-shot comparison
     },
 )

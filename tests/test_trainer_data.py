@@ -1,6 +1,7 @@
 """trainer.spec and trainer.data: the spec contract, shard checks and the tf.data pipeline."""
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -58,12 +59,114 @@ def test_missing_shard_names_the_shard(fixed_dataset, tmp_path):
 def test_corrupt_record_is_found_by_reading(fixed_dataset, tmp_path):
     copy = copy_dataset(fixed_dataset, tmp_path / "data")
     spec = spec_lib.load_spec(copy)
-    assert spec_lib.find_corrupt_shard(spec, copy, ["train"]) is None
+    assert data.find_bad_shard(spec, copy, ["train"]) is None
     _flip_bytes(os.path.join(copy, "train.tfrecord-00001-of-00002"))
-    with pytest.raises(UserError, match="cannot read shard train.tfrecord-00001-of-00002"):
-        with spec_lib.naming_bad_shards(spec, copy, ["val", "train"]):
+    with pytest.raises(UserError, match="^cannot read shard train.tfrecord-00001-of-00002 of .* after record ") as e:
+        with data.naming_bad_shards(spec, copy, ["val", "train"]):
             for _ in data.make_dataset(spec, copy, "train", 8, training=False):
                 pass
+    assert "\n" not in str(e.value)
+
+
+def _write_spec(folder, spec):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "spec.json"), "w") as f:
+        json.dump(spec, f)
+    return str(folder)
+
+
+@pytest.mark.parametrize("split, name", [
+    ("train", "../train.tfrecord-00000-of-00002"),
+    ("train", "/etc/passwd"),
+    ("test", "sub/test.tfrecord-00001-of-00002"),
+    ("val", "train.tfrecord-00000-of-00002"),  # a shard of another split
+    ("test", "test.tfrecord-1-of-2"),
+])
+def test_spec_naming_a_file_that_is_not_a_shard_of_its_split_is_refused(fixed_dataset, tmp_path, split, name):
+    spec = spec_lib.load_spec(fixed_dataset)
+    spec["splits"][split]["shards"][1]["file"] = name
+    folder = _write_spec(tmp_path, spec)
+    with pytest.raises(UserError, match=re.escape(f"{folder}/spec.json: splits.{split}.shards[1].file {name!r} is not "
+                                                  f"a shard of split {split}")):
+        spec_lib.load_spec(folder)
+
+
+def _delete(spec, field):
+    """Deletes a field given as in the error messages, e.g. splits.train.shards[0].file."""
+    *parents, last = re.findall(r"[^.\[\]]+", field)
+    for key in parents:
+        spec = spec[int(key) if key.isdigit() else key]
+    del spec[last]
+
+
+@pytest.mark.parametrize("field", ["image.height", "image", "splits.train.shards[0].file", "splits.val.num_records",
+                                   "identity", "charset", "splits.test.shards[1].sha256"])
+def test_spec_missing_a_field_names_the_file_and_field(fixed_dataset, tmp_path, field):
+    spec = spec_lib.load_spec(fixed_dataset)
+    _delete(spec, field)
+    folder = _write_spec(tmp_path, spec)
+    with pytest.raises(UserError, match=re.escape(f"{folder}/spec.json: missing field {field}") + "$"):
+        spec_lib.load_spec(folder)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("image", {"height": "64", "width": 128, "channels": 3}, "image.height must be a positive integer, got '64'"),
+    ("label_lengths", [4, 0], r"label_lengths must be a non-empty list of positive integers, got \[4, 0\]"),
+    ("splits", {"train": []}, r"splits.train must be an object, got \[\]"),
+    ("preprocessing", {"resize": "crop", "filter": "bilinear", "antialias": True, "pad_colour": None, "alpha": "white"},
+     "preprocessing.resize must be one of 'pad', 'stretch', got 'crop'"),
+])
+def test_spec_with_a_field_of_the_wrong_kind_names_it(fixed_dataset, tmp_path, field, value, match):
+    spec = spec_lib.load_spec(fixed_dataset)
+    spec[field] = value
+    with pytest.raises(UserError, match="spec.json: " + match):
+        spec_lib.load_spec(_write_spec(tmp_path, spec))
+
+
+def test_spec_whose_counts_disagree_is_refused(fixed_dataset, tmp_path):
+    spec = spec_lib.load_spec(fixed_dataset)
+    spec["splits"]["train"]["num_records"] = 47
+    with pytest.raises(UserError, match=r"splits.train.num_records 47 is not the sum of its shards' \(48\)"):
+        spec_lib.load_spec(_write_spec(tmp_path, spec))
+
+
+@pytest.mark.parametrize("content, match", [(b"[1, 2]", "must hold a JSON object"),
+                                            (b"\xff\xfe{", "is not valid UTF-8 JSON"),
+                                            (b'{"format_version": 1', "is not valid UTF-8 JSON")])
+def test_spec_that_is_not_a_json_object_is_a_clear_error(tmp_path, content, match):
+    (tmp_path / "spec.json").write_bytes(content)
+    with pytest.raises(UserError, match=match):
+        spec_lib.load_spec(str(tmp_path))
+
+
+def test_undecodable_record_is_named_in_one_line(fixed_dataset, tmp_path):
+    copy = copy_dataset(fixed_dataset, tmp_path / "data")
+    path = os.path.join(copy, "test.tfrecord-00000-of-00002")
+    records = [tf.train.Example.FromString(r) for r in _serialized_file(path)]
+    records[2].features.feature["image"].bytes_list.value[0] = b"not an image"
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record.SerializeToString())
+    spec = spec_lib.load_spec(copy)
+    with pytest.raises(UserError, match="^record 2 of shard test.tfrecord-00000-of-00002 of .* does not decode: ") as e:
+        with data.naming_bad_shards(spec, copy, ["test"]):
+            for _ in data.make_dataset(spec, copy, "test", 4, training=False):
+                pass
+    assert "\n" not in str(e.value) and "Detected at node" not in str(e.value)
+
+
+def test_one_pass_over_a_split_that_lost_records_names_the_shard(fixed_dataset, tmp_path):
+    copy = copy_dataset(fixed_dataset, tmp_path / "data")
+    open(os.path.join(copy, "val.tfrecord-00001-of-00002"), "w").close()
+    spec = spec_lib.load_spec(copy)
+    with pytest.raises(UserError, match="^shard val.tfrecord-00001-of-00002 of .* holds 0 records, spec.json lists 8"):
+        with data.naming_bad_shards(spec, copy, ["train", "val"]):
+            for _ in data.make_dataset(spec, copy, "val", 4, training=False):
+                pass
+
+
+def _serialized_file(path):
+    return [r.numpy() for r in tf.data.TFRecordDataset(path)]
 
 
 def test_parse_eagerly_equals_parse_in_tf_data(fixed_dataset):
@@ -126,12 +229,12 @@ def test_empty_split_is_a_clear_error(fixed_dataset, tmp_path):
         data.make_dataset(spec_lib.load_spec(copy), copy, "test", 8, training=False)
 
 
-def test_decode_image_resizes_and_converts_channels():
-    gray = tf.io.encode_jpeg(tf.fill([80, 200, 1], tf.constant(128, tf.uint8)))
-    image = data.decode_image(gray, (64, 128, 3), resize=True)
-    assert image.shape == (64, 128, 3) and image.dtype == tf.uint8
+def test_decode_image_converts_channels_and_refuses_other_sizes():
+    gray = tf.io.encode_png(tf.fill([64, 128, 1], tf.constant(128, tf.uint8)))
+    image = data.decode_image(gray, (64, 128, 3))
+    assert image.shape == (64, 128, 3) and image.dtype == tf.uint8 and int(tf.reduce_min(image)) == 128
     with pytest.raises(tf.errors.InvalidArgumentError):
-        data.decode_image(gray, (64, 128, 3))
+        data.decode_image(gray, (32, 128, 3))
 
 
 def test_augment_changes_images_but_not_shapes_range_or_labels(fixed_dataset):

@@ -11,7 +11,7 @@ from trainer import spec as spec_lib
 from trainer.models import MODELS
 
 SHAPE = (64, 128, 3)
-CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres")
+CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres", "ctc_small")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -42,7 +42,7 @@ def test_cnn_refuses_variable_length_labels():
         MODELS["cnn"](SHAPE, len(CHARSET), [4, 5, 6])
 
 
-@pytest.mark.parametrize("name, time_steps", [("ctc", 16), ("ctc_lite", 16), ("ctc_fullres", 32)])
+@pytest.mark.parametrize("name, time_steps", [("ctc", 16), ("ctc_lite", 16), ("ctc_fullres", 32), ("ctc_small", 32)])
 def test_ctc_refuses_labels_longer_than_its_time_steps(name, time_steps):
     longest = time_steps // 2  # a label of n characters needs 2n - 1 steps
     MODELS[name](SHAPE, len(CHARSET), [longest])
@@ -50,7 +50,8 @@ def test_ctc_refuses_labels_longer_than_its_time_steps(name, time_steps):
         MODELS[name](SHAPE, len(CHARSET), [longest + 1])
 
 
-@pytest.mark.parametrize("name, layers, units", [("ctc", 2, 128), ("ctc_lite", 1, 64), ("ctc_fullres", 1, 64)])
+@pytest.mark.parametrize("name, layers, units", [("ctc", 2, 128), ("ctc_lite", 1, 64), ("ctc_fullres", 1, 64),
+                                               ("ctc_small", 1, 64)])
 def test_ctc_grus_are_cudnn_eligible(name, layers, units):
     model = MODELS[name](SHAPE, len(CHARSET), [4, 5, 6])
     grus = [layer for bi in model.layers if isinstance(bi, keras.layers.Bidirectional)

@@ -9,6 +9,7 @@ from trainer_fixtures import fixed_dataset  # noqa: F401 (fixture)
 
 from trainer import protocol, train
 from trainer import spec as spec_lib
+from trainer.errors import UserError
 
 
 def test_direct_renders_follow_the_spec_and_the_seed(fixed_dataset):
@@ -36,3 +37,12 @@ def test_measure_writes_a_complete_row(name, fixed_dataset, tmp_path):
     line = protocol.markdown_row(row)
     assert line.startswith("| %s |" % name) and line.count("|") == len(protocol.ROW_KEYS) + 1
     assert protocol.HEADER.splitlines()[0].count("|") == len(protocol.ROW_KEYS) + 1
+
+
+def test_measure_without_a_trained_model_or_captchas_is_a_clear_error(fixed_dataset, tmp_path):
+    with pytest.raises(UserError, match=f"^--model_dir {tmp_path / 'missing'} does not exist$"):
+        protocol.measure(str(tmp_path / "missing"), fixed_dataset, None, None)
+    with pytest.raises(UserError, match=f"^--model_dir {fixed_dataset} holds no trained model"):
+        protocol.measure(fixed_dataset, fixed_dataset, None, None)
+    with pytest.raises(UserError, match="^--direct_count must be at least 1, got 0$"):
+        protocol.measure(fixed_dataset, fixed_dataset, None, None, direct_count=0)

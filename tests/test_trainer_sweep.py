@@ -1,11 +1,13 @@
 """trainer.sweep: a 2-run sweep over pipeline.sweep datasets trains, tabulates, then skips; bad files are named."""
 import csv
+import hashlib
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from pipeline import sweep as pipeline_sweep
 from trainer import sweep
@@ -149,3 +151,44 @@ def test_bad_sweep_file_names_the_key(root, tmp_path, text, message):
 def test_missing_index_says_to_run_the_pipeline_sweep(tmp_path):
     with pytest.raises(UserError, match="index.json not found: render them first with `python -m pipeline.sweep`"):
         sweep.run_sweep(_write(tmp_path, DATASET + "train: {grid: {model: [cnn]}}"), str(tmp_path / "empty"))
+
+
+def test_run_folder_names_do_not_depend_on_overwrite_or_on_new_defaults():
+    """--overwrite is how a run starts, not what it trains: not a sweep key, not in the folder name's hash; nor are
+    settings at their default, so a TrainConfig field added later renames no run folder."""
+    text = "train: {base: {model: cnn, epochs: 1}, grid: {learning_rate: [0.001]}}"
+    given = json.dumps({"epochs": 1, "learning_rate": 0.001, "model": "cnn"}, sort_keys=True)
+    digest = hashlib.sha256(given.encode()).hexdigest()[:8]
+    assert [name for name, _, _ in sweep.train_variants(yaml.safe_load(text))] == [f"learning_rate-0.001-{digest}"]
+    with pytest.raises(UserError, match="unknown key 'overwrite' in train.base"):
+        sweep.train_variants(yaml.safe_load(text.replace("epochs: 1", "overwrite: true")))
+
+
+def test_finished_training_without_a_result_is_trained_again_from_scratch(root, tmp_path, monkeypatch):
+    """A run killed after training but before result.json: its model_dir holds a finished run, which trainer.main
+    refuses; the sweep starts it over (--overwrite) instead of stopping."""
+    sweep_file = _write(tmp_path, DATASET + "train: {base: {epochs: 1}, grid: {model: [cnn]}}")
+    (run,) = sweep.plan_runs(sweep.load_sweep(sweep_file), str(root))
+    os.makedirs(run.config.model_dir)
+    open(os.path.join(run.config.model_dir, "best.keras"), "w").close()  # no backup/: training finished
+    started = []
+
+    def fake_train(config, extra_callbacks=()):
+        started.append(config)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(sweep.train, "train_and_evaluate", fake_train)
+    with pytest.raises(UserError, match="stop here"):
+        sweep.run_sweep(sweep_file, str(root))
+    assert [(c.model_dir, c.overwrite) for c in started] == [(run.config.model_dir, True)]
+
+
+def test_sweep_file_that_is_not_text_is_a_clear_error(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(UserError, match=f"--sweep_file {path} is not valid YAML/JSON: "):
+        sweep.load_sweep(str(path))
+    path.write_text("train: {base: [1,\n")
+    with pytest.raises(UserError, match=f"--sweep_file {path} is not valid YAML/JSON: ") as e:
+        sweep.load_sweep(str(path))
+    assert "\n" not in str(e.value)

@@ -1,7 +1,9 @@
 """End to end: train, resume, export, evaluate and predict on tiny pipeline datasets."""
 import csv
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,9 +11,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from trainer_fixtures import CHARSET, copy_dataset, fixed_dataset, variable_dataset  # noqa: F401 (fixtures)
+from trainer_fixtures import (CHARSET, FakeTime, copy_dataset, fixed_dataset, trained,  # noqa: F401 (fixtures)
+                              variable_dataset)
 
-from trainer import data, decoding, evaluation, inference, train
+from pipeline import ingest
+from trainer import callbacks as callbacks_lib
+from trainer import data, decoding, evaluation, export, inference, preprocess, train
 from trainer import spec as spec_lib
 from trainer.errors import UserError
 from trainer.models import MODELS
@@ -41,19 +46,6 @@ def _raw_images(data_dir, split, count):
 def _run(module, *args):
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
-
-
-@pytest.fixture(scope="module")
-def trained(fixed_dataset, variable_dataset, tmp_path_factory):
-    """model name -> (model_dir, data_dir): cnn on fixed-length labels, ctc on variable-length labels."""
-    runs = {"cnn": fixed_dataset, "ctc": variable_dataset}
-    result = {}
-    for name, data_dir in runs.items():
-        model_dir = tmp_path_factory.mktemp(name)
-        history = train.train_and_evaluate(_config(name, data_dir, model_dir))
-        assert history.epoch == [0, 1]
-        result[name] = (str(model_dir), data_dir)
-    return result
 
 
 @pytest.mark.parametrize("name", ["cnn", "ctc"])
@@ -137,26 +129,47 @@ def test_charset_mismatch_is_a_clear_error(trained, tmp_path):
     other = _dataset_with(data_dir, tmp_path / "other", charset=CHARSET[::-1])
     with pytest.raises(UserError, match="charset mismatch"):
         evaluation.evaluate(model_dir, other, "test")
-    with pytest.raises(UserError, match="charset mismatch"):
-        train.train_and_evaluate(_config("cnn", other, model_dir))
     with pytest.raises(UserError, match="charset mismatch: the model outputs 36 classes"):
         decoding.is_ctc(36, "0123456789")
 
 
-class _StopAfterFirstEpoch(keras.callbacks.Callback):
+class _KillAfterEpoch(keras.callbacks.Callback):
+    """Raises as a kill would, after `epoch` is logged and backed up (it runs after the trainer's callbacks)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
     def on_epoch_end(self, epoch, logs=None):
-        raise KeyboardInterrupt("killed")
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("killed")
 
 
-def test_interrupted_run_resumes_from_its_last_epoch(fixed_dataset, tmp_path):
-    config = _config("cnn", fixed_dataset, tmp_path / "model", epochs=3, steps_per_epoch=1)
+def _logged(model_dir, key):
+    with open(os.path.join(model_dir, "log.csv"), newline="") as f:
+        return [float(row[key]) for row in csv.DictReader(f)]
+
+
+def test_interrupted_run_resumes_its_epochs_learning_rate_and_time_budget(fixed_dataset, tmp_path, monkeypatch):
+    """A fake clock moves 10 s per step: a 40 s budget is 4 one-step epochs, with a cosine learning rate over the
+    clock that warms up over the first 25%. Killed after epoch 1, the run resumes at epoch 2 with the 20 s left of
+    its budget (not a new one) and the learning rate where it was (not back to the warm-up)."""
+    clock = FakeTime()
+    monkeypatch.setattr(callbacks_lib, "time", clock)
+    tick = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: setattr(clock, "now", clock.now + 10))
+    config = _config("cnn", fixed_dataset, tmp_path / "model", epochs=100, steps_per_epoch=1, learning_rate=0.01,
+                     lr_schedule="cosine", warmup=0.25, time_budget=40.0)
     with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate(config, extra_callbacks=[_StopAfterFirstEpoch()])
-    assert _epochs_logged(config.model_dir) == [0]
+        train.train_and_evaluate(config, extra_callbacks=[tick, _KillAfterEpoch(1)])
+    assert _epochs_logged(config.model_dir) == [0, 1]
     assert os.path.exists(os.path.join(config.model_dir, "backup"))
-    history = train.train_and_evaluate(config)
-    assert history.epoch == [1, 2]
-    assert _epochs_logged(config.model_dir) == [0, 1, 2]
+    history = train.train_and_evaluate(config, extra_callbacks=[tick])
+    assert history.epoch == [2, 3]
+    assert _epochs_logged(config.model_dir) == [0, 1, 2, 3]
+    # Each epoch's step starts at 0, 10, 20, 30 s of 40: the ramp's start, the peak, then the cosine at 1/3 and 2/3.
+    assert _logged(config.model_dir, "learning_rate") == pytest.approx([0.0, 0.01, 0.0075, 0.0025], abs=1e-7)
+    assert not os.path.exists(os.path.join(config.model_dir, "backup"))
 
 
 @pytest.mark.parametrize("verify_shards, match", [(True, "sha256"), (False, "cannot read shard")])
@@ -195,12 +208,6 @@ def test_cnn_on_variable_length_labels_is_a_clear_error(variable_dataset, tmp_pa
     assert not os.path.exists(tmp_path / "model")
 
 
-def test_model_dir_of_another_model_is_a_clear_error(trained):
-    model_dir, data_dir = trained["cnn"]
-    with pytest.raises(UserError, match="holds a 'cnn' model, not 'ctc'"):
-        train.train_and_evaluate(_config("ctc", data_dir, model_dir))
-
-
 @pytest.mark.parametrize("name", ["ctc", "cnn"])
 def test_fine_tuning_starts_from_the_init_model(name, trained, fixed_dataset, tmp_path):
     init_dir, _ = trained[name]  # ctc: trained on labels of 4-6 characters, fine-tuned on 4
@@ -233,7 +240,7 @@ def test_fine_tuning_cli_lowers_the_default_learning_rate_and_augments(trained, 
 @pytest.mark.parametrize("name, changes, match", [
     ("ctc", {"charset": CHARSET[::-1]}, "charset mismatch: the model in .* was trained on"),
     ("ctc", {"image": {"height": 32, "width": 128, "channels": 3, "encoding": "png"}},
-     r"image shape mismatch: .* takes \(64, 128, 3\), the dataset has \(32, 128, 3\)"),
+     r"does not fit this dataset: .* \(the image height or --input_height differs"),
     ("cnn", {"label_lengths": [5]}, r"label length mismatch: .* length \[4\], the dataset has \[5\]"),
 ])
 def test_fine_tuning_on_an_incompatible_dataset_is_a_clear_error(name, changes, match, trained, fixed_dataset,
@@ -249,7 +256,7 @@ def test_fine_tuning_from_another_architecture_or_folder_is_a_clear_error(traine
     init_dir, _ = trained["ctc"]
     with pytest.raises(UserError, match="architecture mismatch: .* holds a 'ctc' model, not 'cnn'; use --model=ctc"):
         train.train_and_evaluate(_config("cnn", fixed_dataset, tmp_path / "model", init_from=init_dir))
-    with pytest.raises(UserError, match="best.keras not found: --init_from needs a model_dir"):
+    with pytest.raises(UserError, match=r"--init_from .* holds no trained model \(no best.keras\)"):
         train.train_and_evaluate(_config("ctc", fixed_dataset, tmp_path / "model", init_from=fixed_dataset))
     with pytest.raises(UserError, match="--init_from and --model_dir must differ"):
         train.train_and_evaluate(_config("ctc", fixed_dataset, init_dir, init_from=init_dir))
@@ -261,7 +268,7 @@ def test_main_exits_non_zero_with_a_message_on_a_bad_data_dir(tmp_path):
     assert done.returncode == 1
     assert "error:" in done.stderr and "spec.json not found" in done.stderr
     done = _run("trainer.main", "--model=rnn", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
-    assert done.returncode != 0 and "--model=rnn: value should be one of <%s>" % "|".join(MODELS) in done.stderr
+    assert done.returncode != 0 and "--model=rnn: value should be one of <%s|auto>" % "|".join(MODELS) in done.stderr
 
 
 def test_clipnorm_clips_the_global_gradient_norm(fixed_dataset, tmp_path):
@@ -285,3 +292,198 @@ def test_bfloat16_training_exports_a_model_that_reads_like_its_checkpoint(fixed_
     assert [t.decode() for t in out["text"].numpy()] == texts
     assert out["confidence"].dtype == tf.float32
     np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)
+
+
+def _file_times(folder):
+    return {os.path.relpath(os.path.join(d, f), folder): os.stat(os.path.join(d, f)).st_mtime_ns
+            for d, _, files in os.walk(folder) for f in files}
+
+
+@pytest.mark.parametrize("dataset", ["its own", "another"])
+def test_finished_model_dir_is_refused_saying_what_to_do(trained, fixed_dataset, dataset):
+    model_dir, data_dir = trained["ctc"]  # trained on variable_dataset; fixed_dataset has its charset and image size
+    before = _file_times(model_dir)
+    with pytest.raises(UserError, match=rf"^--model_dir {model_dir} holds a finished run: pass --overwrite to train "
+                                        rf"it again from scratch, --init_from={model_dir} with a new --model_dir to "
+                                        r"continue training from it, or another --model_dir$"):
+        train.train_and_evaluate(_config("ctc", data_dir if dataset == "its own" else fixed_dataset, model_dir))
+    assert _file_times(model_dir) == before
+
+
+def _interrupted_copy(model_dir, dst):
+    """A copy of a finished model_dir that looks like a killed run: it has a backup/ folder."""
+    shutil.copytree(model_dir, dst)
+    os.makedirs(dst / "backup")
+    return str(dst)
+
+
+@pytest.mark.parametrize("model, changes, match", [
+    ("cnn", {"identity": "0123456789ab"}, r"holds an interrupted run on another dataset \(identity '[0-9a-f]{12}', "
+                                          r"not '0123456789ab'\): resume it with --data_dir="),
+    ("cnn", {"label_lengths": [5]}, r"another dataset \(label lengths \[4\], not \[5\]\)"),
+    ("ctc", {}, r"holds an interrupted 'cnn' run, not 'ctc': resume it with --model=cnn"),
+])
+def test_interrupted_run_of_another_dataset_or_model_is_refused_before_writing(trained, tmp_path, model, changes,
+                                                                               match):
+    model_dir, data_dir = trained["cnn"]
+    interrupted = _interrupted_copy(model_dir, tmp_path / "model")
+    other = _dataset_with(data_dir, tmp_path / "data", **changes) if changes else data_dir
+    before = _file_times(interrupted)
+    with pytest.raises(UserError, match=match):
+        train.train_and_evaluate(_config(model, other, interrupted))
+    assert _file_times(interrupted) == before
+
+
+def test_overwrite_clears_only_the_run_files_first(trained, variable_dataset, tmp_path):
+    model_dir, _ = trained["cnn"]
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    for name in ("backup/latest.weights.h5", "eval_test.json", "eval_val_errors.png", "notes.txt", "protocol.json"):
+        os.makedirs(os.path.dirname(copy / name), exist_ok=True)
+        (copy / name).write_text("x")
+    config = _config("ctc", variable_dataset, copy, overwrite=True)
+    spec = spec_lib.load_spec(variable_dataset)
+    train.check_model_dir(config, spec)  # another model and dataset: nothing to refuse, it starts over
+    train.prepare_model_dir(config, spec)
+    assert sorted(os.listdir(copy)) == ["config.json", "notes.txt", "protocol.json", "spec.json"]
+    assert spec_lib.load_spec(str(copy)) == spec
+    with open(copy / "config.json") as f:
+        assert json.load(f)["model"] == "ctc"
+    with pytest.raises(UserError, match="--model_dir and --data_dir must differ"):
+        train.check_model_dir(dataclasses.replace(config, model_dir=variable_dataset), spec)
+
+
+def test_model_dir_that_is_or_is_inside_a_file_is_a_clear_error(fixed_dataset, tmp_path):
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(UserError, match=f"^--model_dir {path} is not a folder$"):
+        train.train_and_evaluate(_config("cnn", fixed_dataset, path))
+    with pytest.raises(UserError, match=f"^cannot create --model_dir {path / 'run'}: Not a directory$"):
+        train.train_and_evaluate(_config("cnn", fixed_dataset, path / "run"))
+
+
+def test_init_from_a_folder_without_a_model_is_a_clear_error(fixed_dataset, tmp_path):
+    with pytest.raises(UserError, match=f"--init_from {tmp_path / 'missing'} does not exist"):
+        train.train_and_evaluate(_config("cnn", fixed_dataset, tmp_path / "model", init_from=str(tmp_path / "missing")))
+    assert not os.path.exists(tmp_path / "model")
+
+
+def _empty_shard(data_dir, shard):
+    open(os.path.join(data_dir, shard), "w").close()
+
+
+def _break_image(data_dir, shard, index):
+    """Rewrites `shard` with the image of its record `index` replaced by bytes that are not an image."""
+    path = os.path.join(data_dir, shard)
+    records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+    records[index].features.feature["image"].bytes_list.value[0] = b"not an image"
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record.SerializeToString())
+
+
+@pytest.mark.parametrize("fault, match", [
+    (_empty_shard, r"^shard test.tfrecord-00001-of-00002 of .* holds 0 records, spec.json lists 8"),
+    (lambda d, s: _break_image(d, s, 3), r"^record 3 of shard test.tfrecord-00001-of-00002 of .* does not decode: "),
+])
+def test_evaluate_names_a_shard_that_lost_or_broke_records(trained, tmp_path, fault, match):
+    model_dir, data_dir = trained["cnn"]
+    copy = copy_dataset(data_dir, tmp_path / "data")
+    fault(copy, "test.tfrecord-00001-of-00002")
+    with pytest.raises(UserError, match=match) as raised:
+        evaluation.evaluate(model_dir, copy, "test", batch_size=4, verify_shards=False)
+    assert "\n" not in str(raised.value) and "Detected at node" not in str(raised.value)
+
+
+def test_evaluate_refuses_a_cnn_on_other_label_lengths(trained, variable_dataset):
+    model_dir, _ = trained["cnn"]
+    with pytest.raises(UserError, match=r"label length mismatch: the 'cnn' model in .* reads labels of length \[4\], "
+                                        r"the dataset has \[4, 5, 6\]"):
+        evaluation.evaluate(model_dir, variable_dataset, "test")
+
+
+@pytest.mark.parametrize("content, match", [
+    ('{"model": "cn', r"config.json is not valid JSON \(Unterminated string"),
+    ('{"model": "cnn"}', "config.json: missing field decoder"),
+    ('["cnn"]', "config.json must hold a JSON object"),
+])
+def test_damaged_config_json_is_a_clear_error(trained, tmp_path, content, match):
+    model_dir, data_dir = trained["cnn"]
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "config.json").write_text(content)
+    with pytest.raises(UserError, match=match):
+        evaluation.evaluate(str(copy), data_dir, "val")
+    if "decoder" not in match:  # fine-tuning reads only the model name
+        with pytest.raises(UserError, match=match):
+            train.train_and_evaluate(_config("cnn", data_dir, tmp_path / "new", init_from=str(copy)))
+
+
+def test_evaluate_names_a_model_dir_without_a_model(fixed_dataset, tmp_path):
+    with pytest.raises(UserError, match=f"^--model_dir {tmp_path / 'missing'} does not exist$"):
+        evaluation.evaluate(str(tmp_path / "missing"), fixed_dataset)
+    with pytest.raises(UserError, match=f"^--model_dir {fixed_dataset} holds no trained model"):
+        evaluation.evaluate(fixed_dataset, fixed_dataset)
+    with pytest.raises(UserError, match="batch_size must be at least 1, got 0"):
+        evaluation.evaluate(fixed_dataset, fixed_dataset, batch_size=0)
+
+
+def test_unloadable_model_files_are_clear_errors(trained, tmp_path):
+    model_dir, data_dir = trained["cnn"]
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "best.keras").write_text("not a zip")
+    (copy / "saved_model" / "saved_model.pb").write_text("not a proto")
+    with pytest.raises(UserError, match=f"^cannot load {copy}/best.keras: "):
+        evaluation.evaluate(str(copy), data_dir)
+    with pytest.raises(UserError, match=f"^cannot load the SavedModel in {copy}/saved_model: "):
+        inference.load_signature(str(copy))
+    with pytest.raises(UserError, match=f"^--model_dir {tmp_path / 'missing'} does not exist$"):
+        inference.load_signature(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("name", ["cnn", "ctc"])
+def test_saved_model_answers_an_empty_batch_with_empty_results(name, trained):
+    out = inference.load_signature(trained[name][0])(images=tf.constant([], tf.string))
+    assert out["text"].shape == (0,) and out["text"].dtype == tf.string
+    assert out["confidence"].shape == (0,) and out["confidence"].dtype == tf.float32
+
+
+def _odd_images():
+    """A 300x47 RGBA PNG, transparent on its left third, and a 60x90 JPEG."""
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (47, 300, 4), dtype=np.uint8)
+    rgba[:, :100, 3] = 0
+    jpeg = rng.integers(0, 256, (90, 60, 3), dtype=np.uint8)
+    return [tf.io.encode_png(rgba).numpy(), tf.io.encode_jpeg(jpeg).numpy()]
+
+
+def test_saved_model_follows_the_preprocessing_of_its_spec(trained, tmp_path):
+    """The trained run's SavedModel resizes as its spec.json says (trainer.preprocess); exported with a pad
+    preprocessing it reads odd-sized images as the model reads the pipeline's PNGs of them, and records as before."""
+    model_dir, data_dir = trained["cnn"]
+    model = keras.models.load_model(os.path.join(model_dir, "best.keras"), compile=False)
+    shape = spec_lib.image_shape(spec_lib.load_spec(model_dir))
+    preprocessing = spec_lib.load_spec(model_dir).get("preprocessing")
+    odd = _odd_images()
+    pixels = tf.stack([preprocess.decode_image(image, shape, preprocessing) for image in odd])
+    texts, confidence = decoding.predict_text(model, data.to_float(pixels), CHARSET)
+    out = inference.load_signature(model_dir)(images=tf.constant(odd))
+    assert [t.decode() for t in out["text"].numpy()] == texts
+    np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)
+
+    pad = {"resize": "pad", "filter": "bilinear", "antialias": True, "pad_colour": "border_median", "alpha": "white"}
+    export.export_saved_model(model, CHARSET, str(tmp_path / "saved_model"), preprocessing=pad)
+    signature = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    pipeline_pngs = [ingest.to_png(image, shape[1], shape[0], "pad") for image in odd]
+    texts, confidence = decoding.predict_text(
+        model, data.to_float(tf.stack([tf.io.decode_png(png, channels=3) for png in pipeline_pngs])), CHARSET)
+    out = signature(images=tf.constant(odd))
+    assert [t.decode() for t in out["text"].numpy()] == texts
+    np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=0.02)
+    encoded, images = _raw_images(data_dir, "test", 6)
+    texts, confidence = decoding.predict_text(model, images, CHARSET)
+    out = signature(images=encoded)
+    assert [t.decode() for t in out["text"].numpy()] == texts
+    np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)
+    assert signature(images=tf.constant([], tf.string))["text"].shape == (0,)

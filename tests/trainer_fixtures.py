@@ -5,10 +5,12 @@ per session even when several modules use it.
 """
 import functools
 import shutil
+import time
 
 import pytest
 
 from pipeline.main import run as run_pipeline
+from trainer import train
 
 CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -33,7 +35,33 @@ def variable_dataset(tmp_path_factory):
                    "--train_size=16", "--val_size=8", "--test_size=8", "--min_length=4", "--max_length=6")
 
 
+@pytest.fixture(scope="session")
+def trained(fixed_dataset, variable_dataset, tmp_path_factory):
+    """model name -> (model_dir, data_dir) of finished 2-epoch runs: cnn on fixed_dataset, ctc on variable_dataset."""
+    result = {}
+    for name, data_dir in (("cnn", fixed_dataset), ("ctc", variable_dataset)):
+        model_dir = tmp_path_factory.mktemp(name)
+        history = train.train_and_evaluate(train.TrainConfig(model=name, data_dir=data_dir, model_dir=str(model_dir),
+                                                             batch_size=8, epochs=2, steps_per_epoch=2, seed=0))
+        assert history.epoch == [0, 1]
+        result[name] = (str(model_dir), data_dir)
+    return result
+
+
 def copy_dataset(src, dst):
     """A writable copy of a dataset folder, to corrupt."""
     shutil.copytree(src, dst)
     return str(dst)
+
+
+class FakeTime:
+    """Stands in for the time module of trainer.callbacks (monkeypatch.setattr(callbacks, "time", FakeTime())): a
+    monotonic clock that the test moves by hand, so time budgets run the same on a busy machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    perf_counter = staticmethod(time.perf_counter)

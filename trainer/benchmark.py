@@ -18,6 +18,7 @@ import tensorflow as tf
 from trainer import data as data_lib
 from trainer import spec as spec_lib
 from trainer import train
+from trainer.errors import UserError, exit_on_user_error
 from trainer.models import MODELS
 
 flags.DEFINE_string("data_dir", None, "Dataset folder (spec.json + shards); its train split is read.")
@@ -66,24 +67,38 @@ def train_rate(name, spec, data_dir, batch_size, steps):
     return steps * batch_size / (time.perf_counter() - started), model.count_params()
 
 
-def main(argv):
-    del argv
+def run(data_dir, batch_size, input_images, train_steps, models):
+    """Prints (a) and (b); UserError on a bad flag or dataset."""
+    unknown = [name for name in models if name not in MODELS]
+    if unknown:
+        raise UserError(f"--models: unknown model {unknown[0]!r}; expected some of {', '.join(MODELS)}")
+    for flag, value, least in (("batch_size", batch_size, 1), ("input_images", input_images, batch_size),
+                               ("train_steps", train_steps, 1)):
+        if value < least:
+            raise UserError(f"--{flag} must be at least {least}, got {value}")
     keras.utils.set_random_seed(0)
-    spec = spec_lib.load_spec(FLAGS.data_dir)
+    spec = spec_lib.load_spec(data_dir)
     everything = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(everything)})  # (a) per core: this process on one core only
-    raw = raw_decode_rate(spec, FLAGS.data_dir, min(FLAGS.input_images, 4096))
-    one = input_rate(spec, FLAGS.data_dir, FLAGS.batch_size, FLAGS.input_images)
+    raw = raw_decode_rate(spec, data_dir, min(input_images, 4096))
+    one = input_rate(spec, data_dir, batch_size, input_images)
     os.sched_setaffinity(0, everything)
-    every = input_rate(spec, FLAGS.data_dir, FLAGS.batch_size, FLAGS.input_images)
+    every = input_rate(spec, data_dir, batch_size, input_images)
     print("(a)  raw decode_png, 1 core:                   %8.0f images/s" % raw)
     print("(a)  make_dataset -> float batches, 1 core:    %8.0f images/s  ratio to raw %.3f" % (one, one / raw))
     print("(a)  make_dataset, all %d cores:                %8.0f images/s  (%.0f per core)"
           % (len(everything), every, every / len(everything)))
-    for name in FLAGS.models:
-        rate, params = train_rate(name, spec, FLAGS.data_dir, FLAGS.batch_size, FLAGS.train_steps)
+    for name in models:
+        rate, params = train_rate(name, spec, data_dir, batch_size, train_steps)
         print("(b)  train %-4s (%.2fM params), batch %d:       %8.1f images/s" % (
-            name, params / 1e6, FLAGS.batch_size, rate))
+            name, params / 1e6, batch_size, rate))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    with exit_on_user_error():
+        run(FLAGS.data_dir, FLAGS.batch_size, FLAGS.input_images, FLAGS.train_steps, FLAGS.models)
 
 
 if __name__ == "__main__":

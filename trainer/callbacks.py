@@ -1,12 +1,12 @@
 """Keras callbacks for training: captcha metrics on the validation split, plus the standard set."""
 import csv
-import math
+import json
 import os
 import time
 
 import keras
 
-from trainer import decoding, metrics
+from trainer import decoding, metrics, rundir
 
 
 class CaptchaMetrics(keras.callbacks.Callback):
@@ -117,46 +117,60 @@ class TrainThroughput(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training once `seconds` have passed since fit began; the epoch in progress is still validated."""
+    """Stops training once `seconds` of training have passed; the epoch in progress is still validated.
 
-    def __init__(self, seconds):
+    With `backup_dir` (BackupAndRestore's), the seconds spent are saved there at each epoch end and counted again when
+    a killed run resumes, so it trains for what is left of the budget, not a new one.
+    """
+
+    def __init__(self, seconds, backup_dir=None):
         super().__init__()
         self.seconds = seconds
+        self.state_path = backup_dir and os.path.join(backup_dir, "time_budget.json")
         self._started = None
 
     def on_train_begin(self, logs=None):
+        self._before = 0.0  # seconds spent by the run this fit resumes
+        if self.state_path and os.path.exists(self.state_path):
+            with open(self.state_path) as f:
+                self._before = json.load(f)["elapsed_seconds"]
         self._started = time.monotonic()
 
     def elapsed_fraction(self):
-        return (time.monotonic() - self._started) / self.seconds
+        return (self._before + time.monotonic() - self._started) / self.seconds
 
     def on_train_batch_end(self, batch, logs=None):
         if self.elapsed_fraction() >= 1:
             self.model.stop_training = True
 
+    def on_epoch_end(self, epoch, logs=None):
+        if self.state_path:
+            os.makedirs(os.path.dirname(self.state_path), exist_ok=True)
+            with open(self.state_path + ".tmp", "w") as f:
+                json.dump({"elapsed_seconds": self.elapsed_fraction() * self.seconds}, f)
+            os.replace(self.state_path + ".tmp", self.state_path)  # a kill mid-write leaves the previous epoch's
+
+
+def cosine_decay(peak, steps, warmup=0.0):
+    """Keras CosineDecay over `steps`: a linear ramp from 0 to `peak` over the first `warmup` fraction, then cosine
+    decay to 0 over the rest (steps may be fractional)."""
+    return keras.optimizers.schedules.CosineDecay(0.0, steps * (1 - warmup), warmup_target=peak,
+                                                  warmup_steps=steps * warmup)
+
 
 class CosineSchedule(keras.callbacks.Callback):
-    """Sets the learning rate every step: a linear ramp from 0 to `peak` over the first `warmup` fraction of
-    training, then peak * (1 + cos(pi * p)) / 2 with p going 0 -> 1 over the rest. Progress is measured over the
-    time budget (when `budget` is given) or over `total_steps`."""
+    """Sets the learning rate before every step to cosine_decay at training's progress: the optimizer's step count
+    out of `total_steps` (BackupAndRestore restores it, so a resumed run goes on where it stopped), or the fraction
+    of `budget` spent when given (which is why this is a callback: a schedule on the optimizer sees only steps)."""
 
     def __init__(self, peak, total_steps, budget=None, warmup=0.0):
         super().__init__()
-        self.peak, self.total_steps, self.budget, self.warmup = peak, total_steps, budget, warmup
-        self._step = 0
-
-    def rate(self, progress):
-        """The learning rate at `progress` (0 -> 1) through training."""
-        progress = min(progress, 1.0)
-        if progress < self.warmup:
-            return self.peak * progress / self.warmup
-        decay = (progress - self.warmup) / (1.0 - self.warmup)
-        return self.peak * 0.5 * (1 + math.cos(math.pi * decay))
+        self.budget = budget
+        self.schedule = cosine_decay(peak, 1.0 if budget else total_steps, warmup)
 
     def on_train_batch_begin(self, batch, logs=None):
-        progress = self.budget.elapsed_fraction() if self.budget else self._step / self.total_steps
-        self.model.optimizer.learning_rate.assign(self.rate(progress))
-        self._step += 1
+        progress = self.budget.elapsed_fraction() if self.budget else self.model.optimizer.iterations
+        self.model.optimizer.learning_rate.assign(self.schedule(progress))
 
     def on_epoch_end(self, epoch, logs=None):
         logs["learning_rate"] = float(self.model.optimizer.learning_rate)  # as ReduceLROnPlateau logs it
@@ -171,7 +185,7 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
     (BackupAndRestore), appends to the CSV log, only replaces best.keras with a better model and keeps counting
     the epochs without improvement from where it stopped (RestorePatience).
     """
-    backup_dir = os.path.join(model_dir, "backup")
+    backup_dir = os.path.join(model_dir, rundir.BACKUP_DIR)
     csv_path = os.path.join(model_dir, "log.csv")
     resuming = os.path.isdir(backup_dir)
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_captcha_acc", mode="max", patience=patience)
@@ -182,7 +196,7 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
         val_metrics,
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(model_dir, "best.keras"), monitor="val_captcha_acc", mode="max", save_best_only=True,
+            os.path.join(model_dir, rundir.BEST_MODEL), monitor="val_captcha_acc", mode="max", save_best_only=True,
             initial_value_threshold=best_logged(csv_path, "val_captcha_acc") if resuming else None),
         RestorePatience(csv_path, [early_stopping] if lr_schedule else [early_stopping, reduce_lr]),
         early_stopping,

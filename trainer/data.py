@@ -2,7 +2,9 @@
 
 Labels are the charset indices of each character, padded with PAD (-1) to the spec's longest label length.
 """
+import contextlib
 import functools
+import os
 
 import tensorflow as tf
 
@@ -19,16 +21,10 @@ _FEATURES = {
 _CACHE_PARSE_BATCH = 256
 
 
-def decode_image(encoded, image_shape, resize=False):
-    """Encoded PNG/JPEG/GIF/BMP bytes -> uint8 [height, width, channels], converted to `channels`.
-
-    With `resize`, any size is resized (bilinear) to `image_shape`; without it a different size is an error.
-    """
-    height, width, channels = image_shape
-    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-    if resize:
-        image = tf.image.resize(image, (height, width), method="bilinear")
-        image = tf.saturate_cast(tf.round(image), tf.uint8)
+def decode_image(encoded, image_shape):
+    """Encoded PNG/JPEG/GIF/BMP bytes of `image_shape`'s size -> uint8 [height, width, channels], converted to its
+    channels; another size is an InvalidArgumentError (serving resizes: trainer.preprocess)."""
+    image = tf.io.decode_image(encoded, channels=image_shape[2], expand_animations=False)
     return tf.ensure_shape(image, image_shape)
 
 
@@ -66,6 +62,8 @@ def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, sh
     # Read shards in parallel; eval order stays fixed via options.deterministic below.
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
                        num_parallel_calls=tf.data.AUTOTUNE)
+    if not training:  # one pass: a shard that lost records fails it at its end (naming_bad_shards names the shard)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(spec_lib.num_records(spec, split)))
     if cache:
         # Decode once, keep uint8 images in memory (4x smaller than float32); unbatch so shuffling mixes records.
         ds = ds.batch(_CACHE_PARSE_BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
@@ -83,3 +81,49 @@ def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, sh
     options = tf.data.Options()
     options.deterministic = not training  # training may take whichever element is ready first
     return ds.with_options(options)
+
+
+def find_bad_shard(spec, data_dir, splits):
+    """Reads and decodes every record of `splits`; returns a one-line description of the first shard that cannot be
+    read, holds a record that does not decode, or holds another number of records than spec.json lists; else None."""
+    image_shape, max_label_length = spec_lib.image_shape(spec), max(spec["label_lengths"])
+    for split in splits:
+        for shard in spec_lib.shards(spec, split):
+            name, count = f"shard {shard['file']} of {data_dir}", 0
+            try:
+                for batch in tf.data.TFRecordDataset(os.path.join(data_dir, shard["file"])).batch(_CACHE_PARSE_BATCH):
+                    try:
+                        parse_batch(batch, image_shape, max_label_length)
+                    except tf.errors.InvalidArgumentError:
+                        for i, record in enumerate(batch):  # which record
+                            try:
+                                parse_batch(record[None], image_shape, max_label_length)
+                            except tf.errors.InvalidArgumentError as e:
+                                return f"record {count + i} of {name} does not decode: {first_line(e)}"
+                    count += len(batch)
+            except (tf.errors.DataLossError, tf.errors.NotFoundError) as e:
+                return f"cannot read {name} after record {count}: {first_line(e)}"
+            if count != shard["num_records"]:
+                return f"{name} holds {count} records, spec.json lists {shard['num_records']}"
+    return None
+
+
+def first_line(error):
+    """A TensorFlow error's own message, without the op names and graph node dump around it."""
+    message = error.message.strip().splitlines()[0]
+    message = message.split("}} ", 1)[-1]  # "{{function_node __wrapped__...}} corrupted record at 12 [Op:...]"
+    return message.split(" [Op:", 1)[0].strip()
+
+
+@contextlib.contextmanager
+def naming_bad_shards(spec, data_dir, splits):
+    """Turns an error met while reading `splits` (a corrupt, missing or shortened shard, a record that does not
+    decode) into a one-line UserError naming the shard; errors the shards do not explain pass unchanged."""
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
+            tf.errors.FailedPreconditionError) as e:
+        problem = find_bad_shard(spec, data_dir, splits)
+        if problem is None:
+            raise
+        raise UserError(f"{problem}: the dataset changed after the pipeline wrote it; render it again") from e

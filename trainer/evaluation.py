@@ -5,11 +5,10 @@
 import json
 import os
 
-import keras
 import numpy as np
 import tqdm
 
-from trainer import data, decoding, metrics, plots
+from trainer import data, decoding, metrics, plots, rundir
 from trainer import spec as spec_lib
 from trainer.errors import UserError
 
@@ -18,27 +17,28 @@ def evaluate(model_dir, data_dir, split="test", batch_size=64, decoder=None, ver
              max_error_images=32):
     """Writes model_dir/eval_{split}.json and eval_{split}_errors.png; returns the metrics dict.
 
-    `decoder` defaults to the one the model was trained with (model_dir/config.json).
+    `decoder` defaults to the one the model was trained with (model_dir/config.json). UserError if the model cannot
+    read the dataset (charset, image shape, and for a per-position model its label lengths) or a shard of the split
+    is missing, corrupt, or holds fewer records than spec.json lists.
     """
+    if batch_size < 1:
+        raise UserError(f"batch_size must be at least 1, got {batch_size}")
+    model = rundir.load_model(model_dir)
     model_spec = spec_lib.load_spec(model_dir)
     data_spec = spec_lib.load_spec(data_dir)
     spec_lib.check_same_task(model_spec, data_spec, model_dir)
+    charset = data_spec["charset"]
+    if not decoding.is_ctc(model.output_shape[-1], charset):
+        spec_lib.check_label_lengths(model.name, model_spec, data_spec, model_dir)
     if verify_shards:
         spec_lib.verify_shards(data_spec, data_dir, [split])
-    charset = data_spec["charset"]
     if decoder is None:
-        with open(os.path.join(model_dir, "config.json")) as f:
-            decoder = json.load(f)["decoder"]
-    model_path = os.path.join(model_dir, "best.keras")
-    if not os.path.exists(model_path):
-        raise UserError(f"{model_path} not found: train with trainer.main first")
-    model = keras.models.load_model(model_path, compile=False)
-    decoding.is_ctc(model.output_shape[-1], charset)  # fails early on a charset/model mismatch
+        decoder = rundir.read_config(model_dir)["decoder"]
 
     dataset = data.make_dataset(data_spec, data_dir, split, batch_size, training=False)
     true_texts, pred_texts, error_images, error_true, error_pred = [], [], [], [], []
     total = -(-spec_lib.num_records(data_spec, split) // batch_size)
-    with spec_lib.naming_bad_shards(data_spec, data_dir, [split]):
+    with data.naming_bad_shards(data_spec, data_dir, [split]):
         for images, labels in tqdm.tqdm(dataset, total=total, desc=f"evaluate {split}", unit="batch"):
             predicted, _ = decoding.predict_text(model, images, charset, decoder)
             expected = [t.decode() for t in decoding.ids_to_text(labels, charset).numpy()]

@@ -2,28 +2,31 @@
 
     python -m trainer.main --model=ctc --init_from=runs/ctc --data_dir=data/real --model_dir=runs/ctc_real
 
-The new dataset must have the init model's charset and image shape. A CTC model reads any label lengths its
-time steps allow; a per-position model (cnn) only the lengths it was trained on.
+The new dataset must have the init model's charset. The model is built anew for the new dataset's image shape and
+takes the init model's weights when their shapes fit: a CTC model's weights depend on the image height only (and
+with --input_height, which the fine-tuned run inherits, on nothing of the image), so it carries over to images of
+other widths and to other label lengths its time steps allow; a per-position model (cnn) needs the same image
+shape and label lengths.
 """
-import json
+import dataclasses
 import os
 
 import keras
 
-from trainer import decoding
+from trainer import decoding, rundir
 from trainer import spec as spec_lib
 from trainer.errors import UserError
 
 
 def init_weights(init_dir, model_name, spec):
     """The weights (list of numpy arrays) of init_dir's best.keras; UserError unless they fit `model_name` on `spec`."""
+    rundir.check_trained(init_dir, "--init_from")
     init_spec = spec_lib.load_spec(init_dir)
-    spec_lib.check_same_task(init_spec, spec, init_dir)
+    spec_lib.check_same_task(init_spec, spec, init_dir, same_shape=False)
     model_path = os.path.join(init_dir, "best.keras")
     if not os.path.exists(model_path):
         raise UserError(f"{model_path} not found: --init_from needs a model_dir written by trainer.main")
-    with open(os.path.join(init_dir, "config.json")) as f:
-        init_name = json.load(f)["model"]
+    init_name = rundir.read_config(init_dir)["model"]
     if init_name != model_name:
         raise UserError(f"architecture mismatch: {init_dir} holds a {init_name!r} model, not {model_name!r}; "
                         f"use --model={init_name}")
@@ -34,3 +37,29 @@ def init_weights(init_dir, model_name, spec):
                         f"{init_spec['label_lengths']}, the dataset has {spec['label_lengths']}; "
                         "only a ctc model can change label lengths")
     return model.get_weights()
+
+
+def init_architecture(init_dir):
+    """(model name, input height) of init_dir's run, which a fine-tuned model must share to take its weights."""
+    rundir.check_trained(init_dir, "--init_from")
+    previous = rundir.read_config(init_dir)
+    return previous["model"], previous.get("input_height")
+
+
+def inherit(config):
+    """`config` with init_from's input height where none is given."""
+    if config.input_height is not None:
+        return config
+    return dataclasses.replace(config, input_height=init_architecture(config.init_from)[1])
+
+
+def set_weights(model, weights, init_dir):
+    """Gives `model` init_dir's weights; UserError naming the first layer whose weights do not fit."""
+    for variable, value in zip(model.weights, weights):
+        if tuple(variable.shape) != value.shape:
+            raise UserError(f"the model in {init_dir} does not fit this dataset: {variable.path} is "
+                            f"{tuple(value.shape)} there, {tuple(variable.shape)} here (the image height or "
+                            "--input_height differs; give the init run's --input_height, or images of its height)")
+    if len(model.weights) != len(weights):
+        raise UserError(f"the model in {init_dir} has {len(weights)} weights, this one {len(model.weights)}")
+    model.set_weights(weights)

@@ -10,10 +10,16 @@ SAVED_MODEL = "saved_model"
 
 def load_signature(model_dir):
     """The serving signature of model_dir/saved_model: images (tf.string [N]) -> {text, confidence}."""
+    if not os.path.exists(model_dir):
+        raise UserError(f"--model_dir {model_dir} does not exist")
     path = os.path.join(model_dir, SAVED_MODEL)
     if not tf.saved_model.contains_saved_model(path):
         raise UserError(f"no SavedModel in {path}: train with trainer.main first")
-    return tf.saved_model.load(path).signatures["serving_default"]
+    try:
+        return tf.saved_model.load(path).signatures["serving_default"]
+    except (ValueError, OSError, KeyError, tf.errors.OpError):
+        raise UserError(f"cannot load the SavedModel in {path}: damaged, or not one trainer.main wrote; train the "
+                        "run again (trainer.main --overwrite)") from None
 
 
 def predict_files(signature, paths):

@@ -5,8 +5,9 @@
     python -m trainer.main --model=ctc --init_from=runs/ctc --augment --data_dir=data/real --model_dir=runs/real
 
 Charset, image shape and label lengths come from DATA_DIR/spec.json. Running again with the same --model_dir
-resumes an interrupted run from its last finished epoch. --init_from=MODEL_DIR fine-tunes that run's model on
-DATA_DIR, by default at a 10x lower learning rate.
+resumes an interrupted run from its last finished epoch, learning rate and time budget included, if it is the same
+--model on the same dataset; a --model_dir holding a finished run is refused (--overwrite starts it over).
+--init_from=MODEL_DIR fine-tunes that run's model on DATA_DIR, by default at a 10x lower learning rate.
 """
 from absl import app
 

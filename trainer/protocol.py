@@ -15,13 +15,12 @@ import random
 import time
 
 import captcha.image
-import keras
 import tensorflow as tf
 from absl import app, flags
 
-from trainer import callbacks, evaluation, inference, macs, metrics, train, train_flags
+from trainer import callbacks, evaluation, inference, macs, metrics, rundir, train, train_flags
 from trainer import spec as spec_lib
-from trainer.errors import exit_on_user_error
+from trainer.errors import UserError, exit_on_user_error
 
 train_flags.define()
 flags.DEFINE_bool("train", True, "Train first (--notrain measures an existing --model_dir).")
@@ -69,9 +68,11 @@ def prediction_rate(signature, png, batch_size, seconds=5.0):
 def measure(model_dir, data_dir, train_images_per_s, train_seconds, direct_count=2000, direct_seed=20261125,
             timing_seconds=5.0):
     """Evaluates a trained model_dir; returns the protocol row (dict of ROW_KEYS) and writes protocol.json."""
+    if direct_count < 1:
+        raise UserError(f"--direct_count must be at least 1, got {direct_count}")
+    model = rundir.load_model(model_dir)
+    model_path = os.path.join(model_dir, rundir.BEST_MODEL)
     spec = spec_lib.load_spec(data_dir)
-    model_path = os.path.join(model_dir, "best.keras")
-    model = keras.models.load_model(model_path, compile=False)
     test = evaluation.evaluate(model_dir, data_dir, "test")
     signature = inference.load_signature(model_dir)
     pairs = render_direct(spec, direct_count, direct_seed)

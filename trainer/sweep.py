@@ -11,7 +11,7 @@ default. Its keys are trainer.main flag names (TrainConfig fields but data_dir a
       base: {epochs: 10, batch_size: 64}
       grid: {model: [cnn, ctc], learning_rate: [0.001, 0.0003]}
 
-Each run trains into OUTPUT_ROOT/runs/<dataset folder>/<grid values>-<hash of its whole TrainConfig>/ and
+Each run trains into OUTPUT_ROOT/runs/<dataset folder>/<grid values>-<hash of its non-default settings>/ and
 ends by writing result.json there; runs with a result.json are skipped. With --num_shards=N, machine
 --shard_index=I takes runs I, I+N, ... of the same list, so N machines sharing OUTPUT_ROOT split a sweep.
 Every machine then writes OUTPUT_ROOT/results.{csv,md,png} from all result.json files present and prints
@@ -42,13 +42,16 @@ import yaml
 from absl import app, flags, logging
 from matplotlib.figure import Figure  # no pyplot: savefig renders PNG with Agg, no GUI backend involved
 
-from trainer import callbacks, evaluation, train
+from trainer import callbacks, evaluation, rundir, train
 from trainer import spec as spec_lib
 from trainer.errors import UserError, exit_on_user_error
 
 INDEX_FILE = "index.json"  # written by pipeline.sweep
 RESULT_FILE = "result.json"
-TRAIN_KEYS = [f.name for f in dataclasses.fields(train.TrainConfig) if f.name not in ("data_dir", "model_dir")]
+# overwrite is how a run starts, not what it trains: not a key, and not in the hash that names run folders.
+TRAIN_KEYS = [f.name for f in dataclasses.fields(train.TrainConfig)
+              if f.name not in ("data_dir", "model_dir", "overwrite")]
+DEFAULTS = dataclasses.asdict(train.TrainConfig(model="", data_dir="", model_dir=""))
 METRIC_COLUMNS = ("val_captcha_acc", "test_captcha_acc", "val_char_acc", "test_char_acc", "params",
                   "train_images_per_s", "train_seconds")
 
@@ -71,8 +74,8 @@ def load_sweep(path):
             sweep = yaml.safe_load(f)  # YAML is a superset of JSON
     except OSError as e:
         raise UserError(f"--sweep_file {path} cannot be read: {e}") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"--sweep_file {path} is not valid YAML/JSON: {e}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"--sweep_file {path} is not valid YAML/JSON: {' '.join(str(e).split())}") from None
     if not isinstance(sweep, dict):
         raise UserError(f"--sweep_file {path} must hold a mapping with 'dataset' and 'train' sections")
     return sweep
@@ -139,7 +142,8 @@ def train_variants(sweep):
             train.check_config(config)
         except UserError as e:
             raise UserError(f"train variant {name}: {e}") from None
-        whole = {k: v for k, v in dataclasses.asdict(config).items() if k in TRAIN_KEYS}
+        # Only settings that differ from TrainConfig's defaults: a new field (at its default) renames no run folder.
+        whole = {k: v for k, v in dataclasses.asdict(config).items() if k in TRAIN_KEYS and v != DEFAULTS.get(k)}
         digest = hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()[:8]
         variants.append((f"{name}-{digest}", settings, config))
     return variants
@@ -196,8 +200,12 @@ def shard_runs(runs, shard_index, num_shards):
 
 
 def train_one(run):
-    """Trains and evaluates `run` on val and test, then writes its result.json (the mark of a finished run)."""
-    config = run.config
+    """Trains and evaluates `run` on val and test, then writes its result.json (the mark of a finished run).
+
+    A run whose training finished but which has no result.json (killed while evaluating) is trained again from
+    scratch (overwrite); an interrupted one resumes.
+    """
+    config = dataclasses.replace(run.config, overwrite=rundir.is_finished(run.config.model_dir))
     throughput = callbacks.TrainThroughput(config.batch_size)
     started = time.perf_counter()
     try:

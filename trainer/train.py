@@ -5,6 +5,9 @@
 model_dir then holds best.keras (best val_captcha_acc), spec.json (the dataset's), config.json (this run's
 TrainConfig), log.csv, curves.png, tensorboard/ and saved_model/ (see trainer.export). With init_from, training
 starts from that model_dir's best.keras (trainer.finetune).
+
+A model_dir holding an interrupted run (backup/) resumes it, if it is the same model on the same dataset; one
+holding a finished run is refused unless overwrite, which first deletes its run files (trainer.rundir).
 """
 import dataclasses
 import json
@@ -16,11 +19,11 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import callbacks as callbacks_lib
-from trainer import decoding, export, finetune, losses, plots
+from trainer import decoding, export, finetune, losses, plots, recipe, rundir
 from trainer import data as data_lib
 from trainer import spec as spec_lib
 from trainer.errors import UserError
-from trainer.models import MODELS
+from trainer.models import MODELS, build
 
 STRATEGIES = ("default", "mirrored")
 LR_SCHEDULES = ("plateau", "cosine")
@@ -57,6 +60,8 @@ class TrainConfig:
     seed: int | None = None
     init_from: str | None = None  # a model_dir of the same architecture, charset and image shape to start from
     augment: bool = False  # random jitter of the training images (trainer.augment)
+    overwrite: bool = False  # start over in a model_dir holding a finished run, deleting its run files first
+    input_height: int | None = None  # the model resizes images to this height first (trainer.models.build)
 
 
 def learning_rate(config):
@@ -83,11 +88,12 @@ def build_model(config, spec):
     try:
         with strategy.scope():
             try:
-                model = MODELS[config.model](spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"])
-                if weights is not None:
-                    model.set_weights(weights)
+                model = build(config.model, spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"],
+                              config.input_height)
             except ValueError as e:
                 raise UserError(str(e)) from e
+            if weights is not None:
+                finetune.set_weights(model, weights, config.init_from)
             return compile_model(model, spec["charset"], learning_rate(config), config.jit_compile, config.clipnorm)
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -97,46 +103,54 @@ def train_and_evaluate(config, extra_callbacks=()):
     """Runs `config` (a TrainConfig) and returns the Keras History; `extra_callbacks` run after ours."""
     check_config(config)
     spec = spec_lib.load_spec(config.data_dir)
+    config = recipe.resolve(config, spec)
+    if config.init_from:
+        config = finetune.inherit(config)
     for split in ("train", "val"):
         if spec_lib.num_records(spec, split) == 0:
             raise UserError(f"split {split!r} of {config.data_dir} has no records; training needs train and val")
+    check_model_dir(config, spec)
     if config.verify_shards:
         spec_lib.verify_shards(spec, config.data_dir, ("train", "val"))
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
     model = build_model(config, spec)
-    _prepare_model_dir(config, spec)
+    prepare_model_dir(config, spec)  # the first write, after every check
 
     train = data_lib.make_dataset(spec, config.data_dir, "train", config.batch_size, training=True,
                                   cache=config.cache, seed=config.seed, augment=config.augment)
     val = data_lib.make_dataset(spec, config.data_dir, "val", config.batch_size, training=False, cache=config.cache)
     steps = config.steps_per_epoch or math.ceil(spec_lib.num_records(spec, "train") / config.batch_size)
-    budget = callbacks_lib.TimeBudget(config.time_budget) if config.time_budget else None
+    budget = (callbacks_lib.TimeBudget(config.time_budget, os.path.join(config.model_dir, rundir.BACKUP_DIR))
+              if config.time_budget else None)
     schedule = (callbacks_lib.CosineSchedule(learning_rate(config), config.epochs * steps, budget, config.warmup)
                 if config.lr_schedule == "cosine" else None)
     callbacks = callbacks_lib.standard_callbacks(
         config.model_dir, callbacks_lib.CaptchaMetrics(val, spec["charset"], config.decoder),
         config.patience, config.lr_patience, schedule) + ([budget] if budget else [])
-    with spec_lib.naming_bad_shards(spec, config.data_dir, ("train", "val")):
+    with data_lib.naming_bad_shards(spec, config.data_dir, ("train", "val")):
         history = model.fit(train, epochs=config.epochs, steps_per_epoch=steps,
                             callbacks=callbacks + list(extra_callbacks), shuffle=False)
 
     plots.plot_history(os.path.join(config.model_dir, "log.csv"), os.path.join(config.model_dir, "curves.png"))
-    best = keras.models.load_model(os.path.join(config.model_dir, "best.keras"), compile=False)
-    export.export_saved_model(best, spec["charset"], os.path.join(config.model_dir, "saved_model"), config.decoder)
+    best = keras.models.load_model(os.path.join(config.model_dir, rundir.BEST_MODEL), compile=False)
+    export.export_saved_model(best, spec["charset"], os.path.join(config.model_dir, "saved_model"), config.decoder,
+                              spec.get("preprocessing"))
     logging.info("wrote %s", config.model_dir)
     return history
 
 
 def check_config(config):
     """Raises UserError naming the first invalid field of a TrainConfig."""
-    for name, choices in (("model", MODELS), ("strategy", STRATEGIES), ("precision", PRECISIONS),
+    for name, choices in (("model", (*MODELS, recipe.AUTO)), ("strategy", STRATEGIES), ("precision", PRECISIONS),
                           ("decoder", decoding.DECODERS), ("lr_schedule", LR_SCHEDULES)):
         if getattr(config, name) not in choices:
             raise UserError(f"unknown {name} {getattr(config, name)!r}; expected one of {', '.join(choices)}")
     for name in ("batch_size", "epochs", "patience", "lr_patience"):
         if getattr(config, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.input_height is not None and config.input_height < 8:
+        raise UserError(f"input_height must be at least 8 pixels, got {config.input_height}")
     if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
         raise UserError(f"steps_per_epoch must be at least 1, got {config.steps_per_epoch}")
     if config.learning_rate is not None and config.learning_rate <= 0:
@@ -153,19 +167,49 @@ def check_config(config):
         raise UserError("--init_from and --model_dir must differ: fine-tuning writes a new model_dir")
 
 
-def _prepare_model_dir(config, spec):
-    """Creates model_dir with the dataset's spec.json and this config; refuses a folder of another task/model."""
-    os.makedirs(config.model_dir, exist_ok=True)
-    spec_path = os.path.join(config.model_dir, spec_lib.SPEC_FILE)
-    config_path = os.path.join(config.model_dir, "config.json")
-    if os.path.exists(spec_path):
-        spec_lib.check_same_task(spec_lib.load_spec(config.model_dir), spec, config.model_dir)
-    if os.path.exists(config_path):
-        with open(config_path) as f:
-            previous = json.load(f)["model"]
-        if previous != config.model:
-            raise UserError(f"{config.model_dir} holds a {previous!r} model, not {config.model!r}; "
-                            "use another --model_dir")
-    tf.io.gfile.copy(os.path.join(config.data_dir, spec_lib.SPEC_FILE), spec_path, overwrite=True)
-    with open(config_path, "w") as f:
+def check_model_dir(config, spec):
+    """Raises UserError unless the run may write into config.model_dir: a folder without a finished run, one with
+    overwrite, or one holding an interrupted run (backup/) of the same model on the same dataset, which it resumes.
+    Writes nothing."""
+    model_dir = config.model_dir
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise UserError(f"--model_dir {model_dir} is not a folder")
+    if os.path.realpath(config.data_dir) == os.path.realpath(model_dir):
+        raise UserError("--model_dir and --data_dir must differ: the run's files would mix with the dataset's")
+    if config.overwrite:
+        return
+    if rundir.is_finished(model_dir):
+        raise UserError(f"--model_dir {model_dir} holds a finished run: pass --overwrite to train it again from "
+                        f"scratch, --init_from={model_dir} with a new --model_dir to continue training from it, or "
+                        "another --model_dir")
+    if not rundir.is_interrupted(model_dir):
+        return  # new, or stopped before its first epoch ended: nothing to keep
+    previous = rundir.read_config(model_dir)
+    if previous["model"] != config.model:
+        raise UserError(f"--model_dir {model_dir} holds an interrupted {previous['model']!r} run, not "
+                        f"{config.model!r}: resume it with --model={previous['model']}, pass --overwrite to start "
+                        "over there, or use another --model_dir")
+    if previous.get("input_height") != config.input_height:
+        raise UserError(f"--model_dir {model_dir} holds an interrupted run at --input_height="
+                        f"{previous.get('input_height')}, not {config.input_height}: resume it with that height, "
+                        "pass --overwrite to start over there, or use another --model_dir")
+    difference = spec_lib.dataset_difference(spec_lib.load_spec(model_dir), spec)
+    if difference:
+        raise UserError(f"--model_dir {model_dir} holds an interrupted run on another dataset ({difference}): "
+                        f"resume it with --data_dir={previous.get('data_dir')}, pass --overwrite to start over "
+                        "there, or use another --model_dir")
+
+
+def prepare_model_dir(config, spec):
+    """Creates model_dir (with overwrite, after deleting its run files) holding the dataset's spec.json and this
+    config.json; run after check_model_dir."""
+    if config.overwrite:
+        rundir.clear(config.model_dir)
+    try:
+        os.makedirs(config.model_dir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create --model_dir {config.model_dir}: {e.strerror}") from None
+    tf.io.gfile.copy(os.path.join(config.data_dir, spec_lib.SPEC_FILE),
+                     os.path.join(config.model_dir, spec_lib.SPEC_FILE), overwrite=True)
+    with open(os.path.join(config.model_dir, rundir.CONFIG_FILE), "w") as f:
         json.dump(dict(dataclasses.asdict(config), learning_rate=learning_rate(config)), f, indent=2)

@@ -3,7 +3,7 @@ import dataclasses
 
 from absl import flags
 
-from trainer import decoding, train
+from trainer import decoding, recipe, train
 from trainer.models import MODELS
 
 FLAGS = flags.FLAGS
@@ -12,7 +12,9 @@ FLAGS = flags.FLAGS
 def define():
     """Defines the flags; call once, at import of an entry point."""
     defaults = train.TrainConfig(model="", data_dir="", model_dir="")
-    flags.DEFINE_enum("model", None, list(MODELS), "Architecture from trainer.models.MODELS.")
+    flags.DEFINE_enum("model", None, [*MODELS, recipe.AUTO], "Architecture from trainer.models.MODELS, or auto: "
+                      "the model and the settings you leave at their defaults chosen from the dataset and "
+                      "--time_budget (trainer.recipe; it logs what it picked).")
     flags.DEFINE_string("data_dir", None, "Dataset folder holding spec.json and the TFRecord shards.")
     flags.DEFINE_string("model_dir", None, "Output folder: checkpoints, logs, exported SavedModel.")
     flags.DEFINE_integer("batch_size", defaults.batch_size, "Global batch size (split across replicas).")
@@ -40,8 +42,13 @@ def define():
     flags.DEFINE_integer("seed", None, "Random seed for weights and shuffling.")
     flags.DEFINE_string("init_from", None, "Fine-tune: start from this model_dir's best.keras. Its --model, charset "
                         "and image shape must match (cnn: its label lengths too); a different --model is refused.")
+    flags.DEFINE_integer("input_height", None, "Resize images to this height (width in proportion) inside the model; "
+                         "default: the dataset's own. A CTC model trained at one input height fine-tunes on images "
+                         "of any size.")
     flags.DEFINE_bool("augment", defaults.augment, "Randomly jitter training images (geometry, brightness, "
                       "contrast, noise): for small real datasets.")
+    flags.DEFINE_bool("overwrite", defaults.overwrite, "Train again from scratch in a --model_dir that holds a "
+                      "finished run: first deletes its run files (best.keras, logs, saved_model/, ...), nothing else.")
     flags.mark_flags_as_required(["model", "data_dir", "model_dir"])
 
 

@@ -1,0 +1,59 @@
+"""trainer.real_benchmark on a tiny folder of 'real' sets made here (the shared real sets are never used in tests)."""
+import json
+import os
+
+import pytest
+from captcha.image import ImageCaptcha
+
+from trainer import real_benchmark
+from trainer.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def real_root(tmp_path_factory):
+    """Two sets: `named/` labels in file names (upper case, label_LABEL_id.png), `listed/sub` a labels.csv."""
+    root = tmp_path_factory.mktemp("real")
+    generator = ImageCaptcha(width=96, height=36)
+    named, listed = root / "named", root / "listed" / "sub"
+    named.mkdir()
+    listed.mkdir(parents=True)
+    rows = ["path,label"]
+    for i in range(40):
+        text = "".join("AB12"[(i * 7 + k * 3) % 4] for k in range(4))
+        generator.generate_image(text).save(named / f"{text}_{i:03d}.png")
+        generator.generate_image(text[::-1]).save(listed / f"{i}.jpg")
+        rows.append(f"{i}.jpg,{text[::-1]}")
+    (listed / "labels.csv").write_text("\n".join(rows) + "\n")
+    (root / "README.md").write_text("not a set")
+    return str(root)
+
+
+def test_finds_every_folder_of_images_and_its_labels(real_root):
+    sets = real_benchmark.find_sets(real_root)
+    assert list(sets) == ["listed/sub", "named"]
+    assert sets["listed/sub"] == [f"--input={os.path.join(real_root, 'listed', 'sub', 'labels.csv')}"]
+    assert sets["named"] == [f"--input={os.path.join(real_root, 'named')}"]
+    assert list(real_benchmark.find_sets(os.path.join(real_root, "listed"))) == ["sub"]
+
+
+def test_a_folder_without_sets_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="is not a folder"):
+        real_benchmark.find_sets(str(tmp_path / "missing"))
+    with pytest.raises(UserError, match="holds no folder of images"):
+        real_benchmark.find_sets(str(tmp_path))
+
+
+def test_benchmarks_a_set_end_to_end(real_root, tmp_path):
+    rows = real_benchmark.run_benchmark(real_root, str(tmp_path), train_minutes=0.05, only=["named"], peers=False)
+    [row] = rows
+    assert row["set"] == "named" and row["images"] == 40 and 0 < row["test_images"] < 40
+    assert 0 <= row["captcha_acc"] <= 1 and row["ddddocr_captcha_acc"] is None
+    spec = json.load(open(tmp_path / "data" / "named" / "spec.json"))
+    assert spec["charset"] == "12ab" and spec["ingest"]["case_insensitive"]  # labels folded, name cut at '_'
+    assert (spec["image"]["height"], spec["image"]["width"]) == (36, 96)  # the images' own size
+    config = json.load(open(tmp_path / "runs" / "named" / "config.json"))
+    assert config["model"] == "ctc_small" and config["input_height"] == 32 and config["time_budget"] == 3
+    table = (tmp_path / "results.md").read_text()
+    assert table.startswith("| set | images |") and "| named | 40 |" in table and table.rstrip().endswith("| - |")
+    with pytest.raises(UserError, match="--sets nope not found"):
+        real_benchmark.run_benchmark(real_root, str(tmp_path), 0.05, only=["nope"], peers=False)

@@ -1,0 +1,115 @@
+"""--model=auto (trainer.recipe) and the input resizing of trainer.models.build."""
+import json
+import os
+
+import numpy as np
+import pytest
+from trainer_fixtures import CHARSET, _render, fixed_dataset  # noqa: F401 (fixture)
+
+from trainer import recipe, train
+from trainer import spec as spec_lib
+from trainer.errors import UserError
+from trainer.models import MODELS, build, input_size
+
+
+def _spec(height, width, train_records, lengths=(4,)):
+    return {"charset": CHARSET, "label_lengths": list(lengths),
+            "image": {"height": height, "width": width, "channels": 3},
+            "splits": {"train": {"num_records": train_records}, "val": {"num_records": train_records // 10}}}
+
+
+@pytest.mark.parametrize("shape, height, expected", [
+    ((50, 200, 3), 32, (32, 128)), ((30, 70, 3), 32, (32, 72)), ((80, 450, 3), 32, (32, 176)),
+    ((64, 128, 3), None, (64, 128)), ((64, 128, 3), 64, (64, 128)), ((16, 2, 3), 32, (32, 8))])
+def test_input_size_keeps_the_aspect_ratio_in_multiples_of_8(shape, height, expected):
+    assert input_size(shape, height) == expected
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_build_with_an_input_height_resizes_inside_the_model(name):
+    model = build(name, (50, 200, 3), len(CHARSET), [4], input_height=32)
+    assert model.input_shape == (None, 50, 200, 3)
+    assert model.get_layer("resize").get_config()["height"] == 32
+    probs = model(np.random.default_rng(0).random((2, 50, 200, 3), np.float32), training=False)
+    assert probs.shape[0] == 2 and probs.shape[-1] == len(CHARSET) + (name != "cnn")
+
+
+def test_ctc_weights_do_not_depend_on_the_image_width_at_a_fixed_input_height():
+    narrow = build("ctc_fullres", (30, 70, 3), len(CHARSET), [4], input_height=32)
+    wide = build("ctc_fullres", (80, 450, 3), len(CHARSET), [4, 8], input_height=32)
+    assert [w.shape for w in narrow.weights] == [w.shape for w in wide.weights]
+    wide.set_weights(narrow.get_weights())
+
+
+def test_auto_on_a_small_set_validates_often_and_trains_long_enough_to_leave_the_blank_phase():
+    chosen = recipe.choose(_spec(50, 200, 837))
+    assert chosen["model"] in MODELS and chosen["input_height"] == recipe.INPUT_HEIGHT
+    assert chosen["steps_per_epoch"] == recipe.MIN_STEPS_PER_EPOCH  # one pass of 837 records is 27 batches of 32
+    assert chosen["epochs"] * chosen["steps_per_epoch"] >= recipe.MIN_STEPS
+    assert not chosen["augment"] and chosen["cache"] and chosen["lr_schedule"] == "cosine"
+
+
+def test_auto_on_a_large_set_caps_the_epoch_and_skips_the_cache_when_it_does_not_fit():
+    chosen = recipe.choose(_spec(80, 450, 2_000_000))
+    assert chosen["steps_per_epoch"] == recipe.MAX_STEPS_PER_EPOCH
+    assert chosen["epochs"] * chosen["steps_per_epoch"] >= recipe.MIN_EPOCHS * 2_000_000 // recipe.BATCH_SIZE
+    assert not chosen["cache"]
+
+
+def test_auto_with_a_time_budget_lets_the_budget_end_training():
+    chosen = recipe.choose(_spec(50, 200, 837), time_budget=60)
+    assert chosen["epochs"] == chosen["patience"] == recipe.UNLIMITED
+
+
+def test_resolve_keeps_what_the_user_set_and_replaces_auto():
+    config = train.TrainConfig(model="auto", data_dir="d", model_dir="m", batch_size=8, time_budget=60)
+    resolved = recipe.resolve(config, _spec(50, 200, 837))
+    assert resolved.model == recipe.MODEL and resolved.batch_size == 8 and resolved.time_budget == 60
+    assert resolved.learning_rate == recipe.PEAK_LEARNING_RATE and resolved.input_height == recipe.INPUT_HEIGHT
+    assert "at 32x128 (images 50x200)" in recipe.describe(resolved, _spec(50, 200, 837))
+    other = train.TrainConfig(model="ctc", data_dir="d", model_dir="m")
+    assert recipe.resolve(other, _spec(50, 200, 837)) is other
+
+
+@pytest.fixture(scope="module")
+def auto_run(fixed_dataset, tmp_path_factory):
+    """A finished 2-step --model=auto run on fixed_dataset (128x64)."""
+    model_dir = str(tmp_path_factory.mktemp("auto"))
+    train.train_and_evaluate(train.TrainConfig(model="auto", data_dir=fixed_dataset, model_dir=model_dir, epochs=1,
+                                               steps_per_epoch=2, batch_size=8, seed=0))
+    return model_dir
+
+
+def test_auto_records_what_it_picked(auto_run):
+    with open(os.path.join(auto_run, "config.json")) as f:
+        config = json.load(f)
+    assert config["model"] == recipe.MODEL and config["input_height"] == recipe.INPUT_HEIGHT
+    assert config["learning_rate"] == recipe.PEAK_LEARNING_RATE and config["augment"] is False
+    assert config["epochs"] == 1 and config["batch_size"] == 8  # given, so kept
+
+
+@pytest.mark.parametrize("model", ["auto", recipe.MODEL])
+def test_a_ctc_reader_fine_tunes_on_images_of_another_size(auto_run, model, tmp_path_factory):
+    wider = _render(str(tmp_path_factory.getbasetemp() / "wider_dataset"), "--train_size=16", "--val_size=8",
+                    "--test_size=8", "--width=200", "--height=50", "--length=5")
+    model_dir = str(tmp_path_factory.mktemp("tuned"))
+    config = train.TrainConfig(model=model, data_dir=wider, model_dir=model_dir, init_from=auto_run, epochs=1,
+                               steps_per_epoch=1, batch_size=8)
+    resolved = train.finetune.inherit(recipe.resolve(config, spec_lib.load_spec(wider)))
+    assert resolved.model == recipe.MODEL and resolved.input_height == recipe.INPUT_HEIGHT
+    model_built = train.build_model(resolved, spec_lib.load_spec(wider))
+    assert model_built.input_shape == (None, 50, 200, 3)
+    init = train.rundir.load_model(auto_run)
+    for tuned, original in zip(model_built.get_weights(), init.get_weights()):
+        np.testing.assert_array_equal(tuned, original)
+    train.train_and_evaluate(config)
+    with open(os.path.join(model_dir, "config.json")) as f:
+        assert json.load(f)["learning_rate"] == (recipe.FINE_TUNE_PEAK_LEARNING_RATE if model == "auto" else 1e-4)
+
+
+def test_fine_tuning_at_another_input_height_names_the_layer_that_does_not_fit(auto_run, fixed_dataset, tmp_path):
+    config = train.TrainConfig(model=recipe.MODEL, data_dir=fixed_dataset, model_dir=str(tmp_path / "m"),
+                               init_from=auto_run, input_height=48, epochs=1, steps_per_epoch=1)
+    with pytest.raises(UserError, match=r"does not fit this dataset: .* is \(256, 128\) there, \(384, 128\) here"):
+        train.train_and_evaluate(config)
+    assert not os.path.exists(tmp_path / "m")

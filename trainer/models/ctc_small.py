@@ -1,0 +1,30 @@
+"""A small CNN + bidirectional GRU + CTC reader for short inputs (32 pixels high): `--model=auto`'s choice.
+
+Four conv3x3-BN-ReLU stages of 32, 64, 96 and 128 filters pooled (2, 2), (2, 2), (2, 1), (2, 1), so a 32xW
+input gives W/4 time steps of 2x128 features; Dense(128), dropout and one cuDNN-eligible BiGRU(64) read them.
+0.30M parameters, ~30M multiply-adds at 32x128. On ~1,000 real captchas it leaves CTC's blank phase in ~200 steps
+(docs/real-captchas.md). Output: probabilities [batch, time, len(charset) + 1], blank last, float32.
+
+    python -m trainer.main --model=auto --data_dir=data/real --model_dir=runs/real --time_budget=1200
+"""
+import keras
+from keras import layers
+
+from trainer.models.blocks import conv_block, cudnn_bigru, to_sequence
+
+BN_MOMENTUM = 0.9  # moving statistics that keep up with the fast weights of short runs, as in ctc_fullres
+
+
+def build(image_shape, charset_size, label_lengths, widths=(32, 64, 96, 128), rnn_units=64, dense_units=128,
+          dropout=0.2):
+    """Returns the uncompiled model."""
+    inputs = keras.Input(image_shape, name="image")
+    x = inputs
+    for width, pool in zip(widths, ((2, 2), (2, 2), (2, 1), (2, 1))):
+        x = conv_block(x, width, pool_size=pool, convs=1, bn_momentum=BN_MOMENTUM)
+    x = to_sequence(x, label_lengths, "ctc_small", image_shape[1])
+    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    x = cudnn_bigru(x, rnn_units)
+    outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
+    return keras.Model(inputs, outputs, name="ctc_small")

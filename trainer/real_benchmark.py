@@ -1,0 +1,158 @@
+"""Real-captcha benchmark: for every labelled set under a folder, ingest, train `--model=auto` for a fixed time,
+evaluate the test split, and read the same test images with the zero-shot `ddddocr` library.
+
+    python -m trainer.real_benchmark --real_root=../shared/real --output_root=runs/real --train_minutes=20
+
+A set is every folder that holds images. Its labels come from a labels file in it (labels.csv, .tsv or .txt),
+else from each file name up to its first `_` or `.` (--label_regex). Labels are read case-insensitively
+(pipeline `--case_insensitive`), and so is ddddocr. Prints one Markdown table and writes it, with one JSON row
+per set, into OUTPUT_ROOT/results.md and results.json; each set's misreads are in
+OUTPUT_ROOT/runs/SET/eval_test.json and eval_test_errors.png. ddddocr is optional (`pip install -e '.[peers]'`).
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+import keras
+import tensorflow as tf
+from absl import app, flags, logging
+
+from trainer import evaluation, metrics, train
+from trainer import spec as spec_lib
+from trainer.errors import UserError, exit_on_user_error
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+LABEL_FILES = ("labels.csv", "labels.tsv", "labels.txt")
+DEFAULT_LABEL_REGEX = r"^([^_.]+)"
+COLUMNS = ("set", "images", "test_images", "captcha_acc", "char_acc", "train_minutes", "ddddocr_captcha_acc")
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """The command line's flags; defined when run as a program, so importing this module defines none."""
+    flags.DEFINE_string("real_root", None, "Folder of labelled real captcha sets (one folder of images per set).")
+    flags.DEFINE_string("output_root", "runs/real_benchmark", "Where datasets, runs and results are written.")
+    flags.DEFINE_float("train_minutes", 20, "Training time per set (--model=auto --time_budget).")
+    flags.DEFINE_string("label_regex", DEFAULT_LABEL_REGEX, "Label from the file name, for sets without a labels file.")
+    flags.DEFINE_list("sets", None, "Only these sets (paths relative to --real_root).")
+    flags.DEFINE_bool("peers", True, "Also read each test split with ddddocr, where it is installed.")
+    flags.mark_flag_as_required("real_root")
+
+
+def find_sets(real_root):
+    """{name: ingest arguments} for each folder under real_root that holds images, sorted by name."""
+    if not os.path.isdir(real_root):
+        raise UserError(f"--real_root {real_root} is not a folder")
+    sets = {}
+    for folder, _, files in sorted(os.walk(real_root)):
+        if not any(f.lower().endswith(IMAGE_SUFFIXES) for f in files):
+            continue
+        name = os.path.relpath(folder, real_root).replace(os.sep, "/")
+        labels = [f for f in LABEL_FILES if f in files]
+        sets[name] = [f"--input={os.path.join(folder, labels[0])}"] if labels else [f"--input={folder}"]
+    if not sets:
+        raise UserError(f"--real_root {real_root} holds no folder of images")
+    return sets
+
+
+def ingest(input_args, data_dir, label_regex):
+    """Runs the pipeline's images source in a subprocess (the trainer never imports the pipeline)."""
+    command = [sys.executable, "-m", "pipeline.main", "--source=images", "--case_insensitive",
+               f"--output_dir={data_dir}", *input_args]
+    if not input_args[0].endswith(LABEL_FILES):
+        command.append(f"--label_regex={label_regex}")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise UserError(f"ingest of {input_args[0]} failed: {done.stderr.strip().splitlines()[-1]}")
+
+
+def test_images(spec, data_dir):
+    """[(encoded image bytes, label)] of the test split, in record order."""
+    features = {"image": tf.io.FixedLenFeature([], tf.string), "text": tf.io.FixedLenFeature([], tf.string)}
+    records = tf.data.TFRecordDataset(spec_lib.shard_paths(spec, data_dir, "test"))
+    return [(r["image"].numpy(), r["text"].numpy().decode())
+            for r in records.map(lambda x: tf.io.parse_single_example(x, features))]
+
+
+def ddddocr_installed():
+    return importlib.util.find_spec("ddddocr") is not None
+
+
+def ddddocr_accuracy(pairs):
+    """ddddocr's case-insensitive whole-captcha accuracy on (image bytes, label) pairs; None if not installed."""
+    if not ddddocr_installed():
+        return None
+    import ddddocr  # noqa: PLC0415 (an optional peer, imported only when measured)
+    reader = ddddocr.DdddOcr(show_ad=False)
+    predicted = [reader.classification(image).lower() for image, _ in pairs]
+    return metrics.compute_metrics([label.lower() for _, label in pairs], predicted)["captcha_acc"]
+
+
+def benchmark_set(name, input_args, output_root, train_minutes, label_regex, peers):
+    """Ingests, trains and evaluates one set; returns its result row."""
+    data_dir = os.path.join(output_root, "data", name)
+    model_dir = os.path.join(output_root, "runs", name)
+    ingest(input_args, data_dir, label_regex)
+    spec = spec_lib.load_spec(data_dir)
+    keras.backend.clear_session()
+    started = time.monotonic()
+    train.train_and_evaluate(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=model_dir,
+                                               time_budget=train_minutes * 60, seed=0, overwrite=True))
+    minutes = (time.monotonic() - started) / 60
+    result = evaluation.evaluate(model_dir, data_dir, "test")
+    return {"set": name, "images": spec["num_files"], "test_images": result["num_examples"],
+            "captcha_acc": result["captcha_acc"], "char_acc": result["char_acc"], "train_minutes": minutes,
+            "ddddocr_captcha_acc": ddddocr_accuracy(test_images(spec, data_dir)) if peers else None}
+
+
+def markdown(rows):
+    """The result rows as a Markdown table; accuracies in percent, '-' where not measured."""
+    def cell(key, value):
+        if value is None:
+            return "-"
+        if key.endswith("acc"):
+            return f"{100 * value:.2f}%"
+        return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(k, row[k]) for k in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def run_benchmark(real_root, output_root, train_minutes, label_regex=DEFAULT_LABEL_REGEX, only=None, peers=True):
+    """Benchmarks every set (or those in `only`); writes results.md and results.json; returns the rows."""
+    sets = find_sets(real_root)
+    unknown = sorted(set(only or ()) - set(sets))
+    if unknown:
+        raise UserError(f"--sets {', '.join(unknown)} not found under {real_root}; sets: {', '.join(sets)}")
+    rows = []
+    for name, input_args in sets.items():
+        if only and name not in only:
+            continue
+        logging.info("benchmarking %s", name)
+        rows.append(benchmark_set(name, input_args, output_root, train_minutes, label_regex, peers))
+        with open(os.path.join(output_root, "results.json"), "w") as f:
+            json.dump(rows, f, indent=2)
+    with open(os.path.join(output_root, "results.md"), "w") as f:
+        f.write(markdown(rows) + "\n")
+    return rows
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    with exit_on_user_error():
+        if FLAGS.peers and not ddddocr_installed():
+            print("ddddocr not installed: its column is skipped (pip install -e '.[peers]')", file=sys.stderr)
+        rows = run_benchmark(FLAGS.real_root, FLAGS.output_root, FLAGS.train_minutes, FLAGS.label_regex, FLAGS.sets,
+                             FLAGS.peers)
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
