@@ -43,6 +43,7 @@ def test_a_folder_without_sets_is_a_clear_error(tmp_path):
         real_benchmark.find_sets(str(tmp_path))
 
 
+@pytest.mark.slow  # ~35 s: a Beam ingest, a training, an evaluation and an export; `pytest -m slow` runs it
 def test_benchmarks_a_set_end_to_end(real_root, tmp_path):
     rows = real_benchmark.run_benchmark(real_root, str(tmp_path), train_minutes=0.05, only=["named"], peers=False)
     [row] = rows
