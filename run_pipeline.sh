@@ -2,6 +2,8 @@
 # Renders a captcha dataset. On first use it installs the project into .venv beside this script.
 #   ./run_pipeline.sh                     # the default: 100k/10k/10k captchas into data/captcha
 #   ./run_pipeline.sh --output_dir=data/digits5 --charset=digits --length=5 --train_size=20000
+#   ./run_pipeline.sh --runner=dask       # on a Dask LocalCluster; first: .venv/bin/pip install -e '.[dask]'
+#   ./run_pipeline.sh --verbosity=info    # Beam's and the workers' logs instead of the progress line
 # Every argument is passed through to `python -m pipeline.main` (Beam options included).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -1,11 +1,13 @@
 """Rendering throughput: one bare process vs the real pipeline on the local runner with all cores.
 
     python -m pipeline.benchmark --num_records=20000
+    python -m pipeline.benchmark --num_records=120000 --modes=multi_processing,dask
 
 Prints (a) ImageCaptcha.generate_image + PNG encode per second in one process, (a') the same in one
 bare process per core at once (what the cores really deliver together), (b) the pipeline's records
-per second end to end (start-up, rendering, shuffle, writing shards and spec), and the ratios
-b / (cores x a) and b / a'. --modes compares Beam's local running modes.
+per second end to end (start-up, rendering, writing shards and spec), and the ratios b / (cores x a)
+and b / a'. --modes compares Beam's local running modes, and `dask`: Beam's DaskRunner on a LocalCluster
+of one worker process per core, started and closed inside the timed run (needs the dask extra).
 """
 
 import argparse
@@ -22,8 +24,9 @@ import captcha.image
 
 from pipeline import config as dataset_config
 from pipeline import main as pipeline_main
+from pipeline import runners
 
-MODES = ("multi_processing", "multi_threading", "in_memory")
+MODES = ("multi_processing", "multi_threading", "in_memory", "dask")
 
 
 def raw_rate(num_images: int) -> float:
@@ -48,21 +51,28 @@ def pipeline_rate(num_records: int, mode: str, workers: int) -> float:
     folder = tempfile.mkdtemp(prefix="captcha-bench-")
     try:
         started = time.perf_counter()
+        runner = (["--runner=dask"] if mode == "dask" else
+                  ["--direct_running_mode=%s" % mode, "--direct_num_workers=%d" % workers])
         pipeline_main.run(["--output_dir=%s" % folder, "--train_size=%d" % num_records,
-                           "--val_size=0", "--test_size=0", "--direct_running_mode=%s" % mode,
-                           "--direct_num_workers=%d" % workers])
+                           "--val_size=0", "--test_size=0", *runner])
         return num_records / (time.perf_counter() - started)
     finally:
         shutil.rmtree(folder)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """This command's flags."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.splitlines()[0],
                                      exit_on_error=False)
     parser.add_argument("--num_records", type=int, default=20_000)
     parser.add_argument("--raw_images", type=int, default=2_000)
     parser.add_argument("--modes", default="multi_processing",
                         help="comma-separated: %s" % ", ".join(MODES))
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     try:
         args, _ = dataset_config.split_args(parser, argv, beam=False)
         modes = args.modes.split(",")
@@ -70,6 +80,8 @@ def main(argv=None) -> int:
             raise ValueError("--num_records and --raw_images must be at least 1")
         if any(m not in MODES for m in modes):
             raise ValueError("--modes=%s: each mode must be one of %s" % (args.modes, ", ".join(MODES)))
+        if "dask" in modes:
+            runners.require(["--runner=dask"])
     except ValueError as e:
         return pipeline_main.user_error(e)
     cores = os.cpu_count()

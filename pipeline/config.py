@@ -11,12 +11,12 @@ from typing import Dict, List, Optional, Tuple
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import charsets, ingest, records
+from pipeline import charsets, ingest
 from pipeline.ingest import IngestSettings
-from pipeline.render import DEFAULT_FONT_SIZES, CaptchaRenderer, RenderSettings
-from pipeline.shards import SPLITS, default_num_shards
+from pipeline.render import DEFAULT_FONT_SIZES, RenderSettings
+from pipeline.shards import SPLITS, plan_image_shards, plan_shards
 
-SIZE_SAMPLE = 16  # records rendered up front to estimate the bytes of a record
+VERBOSITIES = ("progress", "info", "debug")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,12 @@ def _int_list(text: str) -> Tuple[int, ...]:
 
 def _str_list(text: str) -> Tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def add_verbosity_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbosity", choices=VERBOSITIES, default="progress",
+                        help="progress: a progress line and a summary (default); info, debug: also the "
+                             "runner's logs (Beam, Dask, gRPC) and one line per shard")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shard_size_mb", type=float, default=64.0, help="target shard size")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a complete dataset with other settings in --output_dir")
+    add_verbosity_flag(parser)
     return parser
 
 
@@ -100,17 +107,6 @@ def _lengths(args) -> Tuple[int, int]:
     low = args.min_length if args.min_length is not None else min(4, args.max_length or 4)
     high = args.max_length if args.max_length is not None else max(4, low)
     return low, high
-
-
-def plan_shards(sizes: Dict[str, int], settings: RenderSettings, num_shards: int,
-                shard_size_mb: float) -> Dict[str, int]:
-    """Shards per split: `num_shards`, or `default_num_shards` by a sample's mean record size."""
-    if num_shards:
-        return {s: min(num_shards, n) for s, n in sizes.items()}
-    renderer = CaptchaRenderer(settings)
-    sample = [len(records.serialize(renderer.render(0, "size-sample", i))) for i in range(SIZE_SAMPLE)]
-    record_bytes = sum(sample) / len(sample)
-    return {s: default_num_shards(n, record_bytes, shard_size_mb * 1e6) for s, n in sizes.items()}
 
 
 def _image_size(args, sizes) -> Tuple[int, int]:
@@ -151,12 +147,7 @@ def _images_config(args, output_dir) -> DatasetConfig:
     fractions = {"train": 1 - args.val_fraction - args.test_fraction, "val": args.val_fraction,
                  "test": args.test_fraction}
     expected = {s: round(len(files) * f) for s, f in fractions.items()}
-    record_bytes = (width * height * 3) / 3  # PNG of a captcha: about a third of its raw pixels
-    # Never 0: a record's split comes from its content hash, so even a split expected empty may get one.
-    num_shards = {s: max(1, default_num_shards(n, record_bytes, args.shard_size_mb * 1e6))
-                  for s, n in expected.items()}
-    if args.num_shards:
-        num_shards = {s: args.num_shards for s in SPLITS}
+    num_shards = plan_image_shards(expected, width, height, args.num_shards, args.shard_size_mb)
     render = RenderSettings(charset=charset or "", width=width, height=height)
     return DatasetConfig(output_dir=output_dir, render=render, seed=0, sizes=expected, num_shards=num_shards,
                          overwrite=args.overwrite, ingest=settings, files=tuple(files))

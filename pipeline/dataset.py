@@ -4,32 +4,18 @@
 """
 
 import logging
-import time
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import StandardOptions
 
+from pipeline import progress, runners
 from pipeline import spec as dataset_spec
 from pipeline import storage
 from pipeline.config import DatasetConfig
 from pipeline.ingest import IngestImages
-from pipeline.shards import RenderShards, is_shard_name
-
-
-def pipeline_options(beam_args) -> PipelineOptions:
-    """Beam's options as given; without --runner, the local FnApiRunner on all cores (not Prism)."""
-    options = PipelineOptions(beam_args)
-    given = {arg.split("=", 1)[0] for arg in beam_args}  # Beam's flags take no abbreviations
-    if "--runner" not in given:
-        options.view_as(StandardOptions).runner = "FnApiRunner"
-        direct = options.view_as(DirectOptions)
-        if "--direct_running_mode" not in given:
-            direct.direct_running_mode = "multi_processing"
-        if "--direct_num_workers" not in given:
-            direct.direct_num_workers = 0  # one worker per core
-    return options
+from pipeline.shards import is_shard_name
+from pipeline.synthetic import RenderShards
 
 
 def existing_spec(config: DatasetConfig) -> Optional[dict]:
@@ -70,27 +56,44 @@ def prepare(config: DatasetConfig) -> bool:
     return True
 
 
-def add_dataset(p: beam.Pipeline, config: DatasetConfig, label: str = "") -> None:
-    """Adds the transforms that write one dataset, its spec.json last, to pipeline `p`."""
-    if config.ingest:
-        entries, rejected, charset = p | label + "IngestImages" >> IngestImages(
-            config.ingest, config.files, config.num_shards, config.output_dir)
-        rejected = beam.pvalue.AsSingleton(rejected | label + "CollectRejected" >> beam.combiners.ToList())
-        charset = beam.pvalue.AsSingleton(charset)
-    else:
-        entries = p | label + "RenderShards" >> RenderShards(config.render, config.seed, config.sizes,
-                                                             config.num_shards, config.output_dir)
-        rejected, charset = (), None
-    _ = (entries
-         | label + "CollectShards" >> beam.combiners.ToList()
-         | label + "WriteSpec" >> beam.Map(dataset_spec.finalize, config, rejected, charset))
+class WriteDataset(beam.PTransform):
+    """Writes one dataset, its spec.json last: the images source (pipeline.ingest) or the synthetic one
+    (pipeline.synthetic) into shards, then the spec that lists them. Outputs the WriteSpec step's result.
+
+        p | "WriteDataset" >> WriteDataset(config)
+    """
+
+    def __init__(self, config: DatasetConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, pbegin):
+        config = self._config
+        if config.ingest:
+            entries, rejected, charset = pbegin | "IngestImages" >> IngestImages(
+                config.ingest, config.files, config.num_shards, config.output_dir)
+            rejected = beam.pvalue.AsSingleton(rejected | "CollectRejected" >> beam.combiners.ToList())
+            charset = beam.pvalue.AsSingleton(charset)
+        else:
+            entries = pbegin | "RenderShards" >> RenderShards(config.render, config.seed, config.sizes,
+                                                              config.num_shards, config.output_dir)
+            rejected, charset = (), None
+        return (entries
+                | "CollectShards" >> beam.combiners.ToList()
+                | "WriteSpec" >> beam.Map(dataset_spec.finalize, config, rejected, charset))
 
 
-def run_and_report(p: beam.Pipeline) -> float:
-    """Runs `p` to the end, logs its counters; returns the seconds it took."""
-    started = time.time()
-    result = p.run()
-    result.wait_until_finish()
-    for counter in result.metrics().query(MetricsFilter().with_namespace("captcha"))["counters"]:
-        logging.info("%s: %d", counter.key.metric.name, counter.committed)
-    return time.time() - started
+def render(configs: Dict[str, DatasetConfig], beam_args, verbosity: str) -> Tuple[float, Optional[dict], str]:
+    """Writes the datasets {step label prefix: config} in one pipeline on the runner that `beam_args`
+    names, with a progress line at the default --verbosity; returns (seconds, Beam counters or None if the
+    runner reports none, runner)."""
+    quiet = verbosity == "progress"
+    num_tasks = sum(sum(c.num_shards.values()) for c in configs.values())
+    options = runners.pipeline_options(beam_args, num_tasks, quiet)
+    with progress.watch(list(configs.values()), enabled=quiet), runners.local_cluster(options, quiet):
+        p = beam.Pipeline(options=options)
+        written = [p | label + "WriteDataset" >> WriteDataset(config) for label, config in configs.items()]
+        if len(written) > 1:  # DaskRunner computes the graph of the last step only: make it depend on all
+            _ = written | "AllDatasets" >> beam.Flatten()
+        elapsed, counters = runners.run(p, options)
+    return elapsed, counters, options.view_as(StandardOptions).runner

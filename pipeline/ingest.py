@@ -269,10 +269,20 @@ def label_problem(label: str, charset: Optional[str]) -> Optional[str]:
     return None
 
 
-@beam.typehints.with_output_types(typing.Any)  # the tagged outputs defeat Beam's type inference
+REJECTED, ACCEPTED = "rejected", "accepted"
+
+
+def tagged(element, tag):
+    """The value of a (tag, value) element if it has `tag`: one output per ParDo, not `with_outputs`,
+    whose outputs Beam 2.77's DaskRunner hands mixed to every consumer."""
+    if element[0] == tag:
+        yield element[1]
+
+
+@beam.typehints.with_output_types(typing.Any)
 class ReadImage(beam.DoFn):
-    """(path, label, sha256) -> (sha256, (path, label, png)); rejects tagged 'rejected' as
-    (path, label, reason)."""
+    """(path, label, sha256) -> (ACCEPTED, (sha256, (path, label, png))), or (REJECTED, (path, label,
+    reason))."""
 
     def __init__(self, settings: IngestSettings):
         self._s = settings
@@ -298,15 +308,16 @@ class ReadImage(beam.DoFn):
                 reason = "unreadable image: %s" % error_text(e)
         if reason:
             Metrics.counter("captcha", "rejected_" + reason.split(":")[0].replace(" ", "_")).inc()
-            yield beam.pvalue.TaggedOutput("rejected", (path, label, reason))
+            yield REJECTED, (path, label, reason)
             return
-        yield digest, (path, label, png)
+        yield ACCEPTED, (digest, (path, label, png))
 
 
 @beam.typehints.with_output_types(typing.Any)
 class KeepFirstCopy(beam.DoFn):
-    """(sha256, copies) -> ((split, shard), (sha256, label, png)) for the first path; later copies rejected
-    as duplicates. Copies under different labels are all rejected: which label is right is unknown."""
+    """(sha256, copies) -> (ACCEPTED, ((split, shard), (sha256, label, png))) for the first path; later
+    copies (REJECTED, row) as duplicates. Copies under different labels are all rejected: which label is
+    right is unknown."""
 
     def __init__(self, settings: IngestSettings, num_shards):
         self._s = settings
@@ -319,16 +330,15 @@ class KeepFirstCopy(beam.DoFn):
             for path, label, _ in copies:
                 other = next((p, l) for p, l, _ in copies if l != label)
                 Metrics.counter("captcha", "rejected_conflicting_labels").inc()
-                yield beam.pvalue.TaggedOutput(
-                    "rejected", (path, label, "conflicting labels: same bytes as %s labelled %r" % other))
+                yield REJECTED, (path, label, "conflicting labels: same bytes as %s labelled %r" % other)
             return
         path, label, png = copies[0]
         for other_path, other_label, _ in copies[1:]:
             Metrics.counter("captcha", "rejected_duplicate").inc()
-            yield beam.pvalue.TaggedOutput("rejected", (other_path, other_label, "duplicate of %s" % path))
+            yield REJECTED, (other_path, other_label, "duplicate of %s" % path)
         split = split_of(digest, self._s.val_fraction, self._s.test_fraction)
         Metrics.counter("captcha", "records_accepted").inc()
-        yield (split, int(digest[:8], 16) % self._num_shards[split]), (digest, label, png)
+        yield ACCEPTED, ((split, int(digest[:8], 16) % self._num_shards[split]), (digest, label, png))
 
 
 class WriteImageShard(beam.DoFn):
@@ -371,20 +381,21 @@ class IngestImages(beam.PTransform):
         self._s, self._files, self._num_shards, self._output_dir = settings, files, num_shards, output_dir
 
     def expand(self, pbegin):
-        read = (pbegin | "ListFiles" >> beam.Create(self._files)
-                | "Read" >> beam.ParDo(ReadImage(self._s)).with_outputs("rejected", main="images"))
-        unique = (read.images | "GroupByContent" >> beam.GroupByKey()
-                  | "Dedupe" >> beam.ParDo(KeepFirstCopy(self._s, self._num_shards))
-                  .with_outputs("rejected", main="records"))
-        counts = unique.records | "CountPerShard" >> beam.combiners.Count.PerKey()
+        read = pbegin | "ListFiles" >> beam.Create(self._files) | "Read" >> beam.ParDo(ReadImage(self._s))
+        unique = (read | "Images" >> beam.FlatMap(tagged, ACCEPTED).with_output_types(typing.Any)
+                  | "GroupByContent" >> beam.GroupByKey()
+                  | "Dedupe" >> beam.ParDo(KeepFirstCopy(self._s, self._num_shards)))
+        records = unique | "Records" >> beam.FlatMap(tagged, ACCEPTED).with_output_types(typing.Any)
+        counts = records | "CountPerShard" >> beam.combiners.Count.PerKey()
         if self._s.charset is None:
-            charset = (unique.records | "Labels" >> beam.Map(lambda kv: kv[1][1])
+            charset = (records | "Labels" >> beam.Map(lambda kv: kv[1][1])
                        | "InferCharset" >> beam.CombineGlobally(charset_of))
         else:
             charset = pbegin | "Charset" >> beam.Create([self._s.charset])
-        entries = (unique.records | "GroupByShard" >> beam.GroupByKey()
+        entries = (records | "GroupByShard" >> beam.GroupByKey()
                    | "Write" >> beam.ParDo(WriteImageShard(self._output_dir, self._num_shards),
                                            counts=beam.pvalue.AsDict(counts),
                                            charset=beam.pvalue.AsSingleton(charset)))
-        rejected = (read.rejected, unique.rejected) | "Rejected" >> beam.Flatten()
+        rejected = ((read | "RejectedFiles" >> beam.FlatMap(tagged, REJECTED),
+                     unique | "RejectedCopies" >> beam.FlatMap(tagged, REJECTED)) | "Rejected" >> beam.Flatten())
         return entries, rejected, charset

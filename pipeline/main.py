@@ -5,39 +5,57 @@
     python -m pipeline.main --output_dir=gs://BUCKET/captcha --runner=DataflowRunner --project=P \
         --region=R --temp_location=gs://BUCKET/tmp --setup_file=./setup.py
 
-With no --runner it runs locally on every core (FnApiRunner, multi_processing). Bad input, a mistyped
-flag included, is one `error: ...` line on stderr and exit status 1, before any work.
+With no --runner it runs locally on every core (FnApiRunner, multi_processing); `--runner=dask` runs on
+a Dask cluster (see pipeline/runners.py). It shows one progress line, then a summary; --verbosity=info
+brings back the runners' logs. Bad input, a mistyped flag included, is one `error: ...` line on stderr
+and exit status 1, before any work.
 """
 
-import logging
 import sys
 
-import apache_beam as beam
-
 from pipeline import config as dataset_config
-from pipeline import dataset
+from pipeline import dataset, progress, runners
 from pipeline import spec as dataset_spec
 from pipeline import storage
 from pipeline.ingest import REJECTED_FILE
 
 
+def summary(spec: dict, output_dir: str, elapsed: float, counters, runner: str) -> str:
+    """The lines printed after a render: counts, size, rate, Beam counters, and how to train on it."""
+    splits = spec["splits"].values()
+    records = sum(s["num_records"] for s in splits)
+    lines = ["wrote %d records (%s) in %d shards to %s in %.1f s: %.0f records/s on %s" % (
+        records, ", ".join("%s %d" % (name, s["num_records"]) for name, s in spec["splits"].items()),
+        sum(len(s["shards"]) for s in splits), output_dir, elapsed, records / max(elapsed, 1e-9),
+        runner.rsplit(".", 1)[-1])]
+    lines.append("%.1f MB of TFRecords, dataset %s; spec.json lists every shard with its sha256" % (
+        sum(s["num_bytes"] for s in splits) / 1e6, spec["identity"]))
+    if spec.get("num_rejected"):
+        lines.append("%d of %d files rejected: %s says why" % (spec["num_rejected"], spec["num_files"],
+                                                               storage.join(output_dir, REJECTED_FILE)))
+    lines += runners.describe_counters(counters, runner)
+    lines.append("train on it: python -m trainer.main --model=ctc --data_dir=%s --model_dir=runs/ctc" % output_dir)
+    return "\n".join(lines)
+
+
 def run(argv=None) -> dict:
-    """Renders the dataset that `argv` describes and returns its spec. Raises ValueError on bad input."""
+    """Renders the dataset that `argv` describes, prints a summary, returns its spec. Raises ValueError on
+    bad input."""
+    verbosity = progress.parse_verbosity(argv)
+    runners.require(argv)
     config, beam_args = dataset_config.parse(argv)
     storage.ensure_writable(config.output_dir)
     with storage.locked(config.output_dir):
         if not dataset.prepare(config):
+            print("%s already holds this dataset (%s); reused it (--overwrite renders it again)"
+                  % (config.output_dir, dataset_spec.read(config.output_dir)["identity"]))
             return dataset_spec.read(config.output_dir)
-        p = beam.Pipeline(options=dataset.pipeline_options(beam_args))
-        dataset.add_dataset(p, config)
-        elapsed = dataset.run_and_report(p)
+        elapsed, counters, runner = dataset.render({"": config}, beam_args, verbosity)
     spec = dataset_spec.read(config.output_dir)
     if spec is None:
         raise ValueError("no image in --input %s was accepted; %s in %s says why" % (
             config.ingest.input, REJECTED_FILE, config.output_dir))
-    total = sum(s["num_records"] for s in spec["splits"].values()) + spec.get("num_rejected", 0)
-    logging.info("wrote %d records in %.1f s (%.0f records/s) into %s",
-                 total, elapsed, total / max(elapsed, 1e-9), config.output_dir)
+    print(summary(spec, config.output_dir, elapsed, counters, runner))
     return spec
 
 
@@ -48,9 +66,8 @@ def user_error(error: Exception) -> int:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger().setLevel(logging.INFO)
     try:
+        progress.configure_logging(progress.parse_verbosity(argv))
         run(argv)
     except ValueError as e:
         return user_error(e)

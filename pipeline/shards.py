@@ -1,8 +1,8 @@
-"""Beam transforms that render records and write them to shards in an order no runner can change.
+"""Shards: their names, how many per split and which records each holds (the plan), and writing one.
 
 Record i of a split goes to the shard that holds its index range (as tensorflow_datasets' Beam writer
-assigns by key), and each shard is rendered in index order by one task that also writes it, so the bytes
-of every shard depend only on the settings, never on bundles, workers or the runner.
+assigns by key), and each shard is written in index order by one task (pipeline.synthetic renders it there),
+so the bytes of every shard depend only on the settings, never on bundles, workers or the runner.
 """
 
 import dataclasses
@@ -13,7 +13,6 @@ import math
 import re
 from typing import Dict, List
 
-import apache_beam as beam
 from apache_beam.io.tfrecordio import _TFRecordUtil  # the framing WriteToTFRecord itself writes
 from apache_beam.metrics import Metrics
 
@@ -21,6 +20,7 @@ from pipeline import records, storage
 from pipeline.render import CaptchaRenderer, RenderSettings
 
 SPLITS = ("train", "val", "test")
+SIZE_SAMPLE = 16  # records rendered up front to estimate the bytes of a record
 MIN_RECORDS_PER_SHARD = 1000
 PARALLEL_SHARDS = 16  # a split of 16,000+ records gets at least this many shards, to spread over workers
 SHARD_NAME = re.compile(r"(%s)\.tfrecord-[0-9]{5}-of-[0-9]{5}" % "|".join(SPLITS))
@@ -50,6 +50,29 @@ def default_num_shards(num_records: int, record_bytes: float, shard_bytes: float
     return min(num_records, max(by_size, min(PARALLEL_SHARDS, num_records // MIN_RECORDS_PER_SHARD), 1))
 
 
+def plan_shards(sizes: Dict[str, int], settings: RenderSettings, num_shards: int,
+                shard_size_mb: float) -> Dict[str, int]:
+    """Shards per split: `num_shards`, or `default_num_shards` by a sample's mean record size."""
+    if num_shards:
+        return {s: min(num_shards, n) for s, n in sizes.items()}
+    renderer = CaptchaRenderer(settings)
+    sample = [len(records.serialize(renderer.render(0, "size-sample", i))) for i in range(SIZE_SAMPLE)]
+    record_bytes = sum(sample) / len(sample)
+    return {s: default_num_shards(n, record_bytes, shard_size_mb * 1e6) for s, n in sizes.items()}
+
+
+
+def plan_image_shards(sizes: Dict[str, int], width: int, height: int, num_shards: int,
+                      shard_size_mb: float) -> Dict[str, int]:
+    """Shards per split of the images source, for `sizes` records expected per split: `num_shards`, or
+    `default_num_shards` at about a third of the raw pixels per PNG. Never 0: a record's split comes from its
+    content hash, so even a split expected empty may get one."""
+    if num_shards:
+        return {s: num_shards for s in SPLITS}
+    record_bytes = width * height * 3 / 3
+    return {s: max(1, default_num_shards(n, record_bytes, shard_size_mb * 1e6)) for s, n in sizes.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     """One shard: the records [start, stop) of a split, rendered and written by one worker call."""
@@ -71,51 +94,20 @@ def plan_tasks(sizes: Dict[str, int], num_shards: Dict[str, int]) -> List[Task]:
 
 
 def write_shard(output_dir: str, split: str, shard: int, num_shards: int, values) -> dict:
-    """Writes serialized records, in the given order, to one shard file; returns its spec entry."""
-    buffer = io.BytesIO()
-    for value in values:
-        _TFRecordUtil.write_record(buffer, value)
-    data = buffer.getvalue()
+    """Writes serialized records, in the given order, to one shard file; returns its spec entry. Each
+    record goes to the shard's temporary file as it comes, so a watcher can count the records written."""
     name = shard_name(split, shard, num_shards)
-    storage.write_atomic(storage.join(output_dir, name), data)
-    Metrics.counter("captcha", "bytes_written").inc(len(data))
+    digest, num_records, num_bytes = hashlib.sha256(), 0, 0
+    with storage.atomic_writer(storage.join(output_dir, name)) as f:
+        for value in values:
+            frame = io.BytesIO()
+            _TFRecordUtil.write_record(frame, value)
+            data = frame.getvalue()
+            f.write(data)
+            digest.update(data)
+            num_records, num_bytes = num_records + 1, num_bytes + len(data)
+    Metrics.counter("captcha", "bytes_written").inc(num_bytes)
     Metrics.counter("captcha", "shards_written").inc()
-    logging.info("wrote %s: %d records, %.1f MB", name, len(values), len(data) / 1e6)
-    return {"split": split, "file": name, "num_records": len(values), "num_bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest()}
-
-
-class RenderShard(beam.DoFn):
-    """Task -> the shard's spec entry, after rendering its records in index order and writing the file.
-
-    Rendering and writing in one step keeps image bytes off Beam's shuffle: only tasks and entries move.
-    """
-
-    def __init__(self, settings: RenderSettings, seed: int, output_dir: str):
-        self._settings, self._seed, self._output_dir = settings, seed, output_dir
-        self._rendered = Metrics.counter("captcha", "records_rendered")
-        self._renderer = None
-
-    def setup(self):
-        self._renderer = CaptchaRenderer(self._settings)
-
-    def process(self, task: Task):
-        values = []
-        for index in range(task.start, task.stop):
-            values.append(records.serialize(self._renderer.render(self._seed, task.split, index)))
-            self._rendered.inc()
-        yield write_shard(self._output_dir, task.split, task.shard, task.num_shards, values)
-
-
-class RenderShards(beam.PTransform):
-    """Renders and writes every shard; outputs one spec entry per shard."""
-
-    def __init__(self, settings, seed, sizes, num_shards, output_dir):
-        super().__init__()
-        self._settings, self._seed = settings, seed
-        self._sizes, self._num_shards, self._output_dir = sizes, num_shards, output_dir
-
-    def expand(self, pbegin):
-        return (pbegin
-                | "Plan" >> beam.Create(plan_tasks(self._sizes, self._num_shards))
-                | "RenderAndWrite" >> beam.ParDo(RenderShard(self._settings, self._seed, self._output_dir)))
+    logging.info("wrote %s: %d records, %.1f MB", name, num_records, num_bytes / 1e6)
+    return {"split": split, "file": name, "num_records": num_records, "num_bytes": num_bytes,
+            "sha256": digest.hexdigest()}

@@ -6,9 +6,10 @@ import logging
 import os
 import re
 import uuid
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import fasteners
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 LOCK_FILE = ".pipeline.lock"
@@ -65,13 +66,20 @@ def read_json(path: str):
         return json.loads(f.read().decode("utf-8"))
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Writes a temporary file of this write's own beside `path` (NAME.<8 hex>.incomplete), then renames it
-    over `path`."""
+@contextlib.contextmanager
+def atomic_writer(path: str):
+    """Yields a file to write `path` through: a temporary file of this write's own beside it
+    (NAME.<8 hex>.incomplete), renamed over `path` when the block ends without an error."""
     temporary = "%s.%s.incomplete" % (path, uuid.uuid4().hex[:8])
     with FileSystems.create(temporary) as f:
-        f.write(data)
+        yield f
     FileSystems.rename([temporary], [path])
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary file (`atomic_writer`)."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def temporary_target(name: str) -> Optional[str]:
@@ -84,6 +92,16 @@ def file_names(folder: str) -> List[str]:
     """The names of the files directly in `folder`: never a sub-folder or a file inside one."""
     return sorted(m.path.replace("\\", "/").rsplit("/", 1)[-1]
                   for m in FileSystems.match([join(folder, "*")])[0].metadata_list)
+
+
+def file_stamps(folder: str) -> Dict[str, Tuple[int, float]]:
+    """{name: (size, last modified)} of the files directly in `folder`; {} if it cannot be listed."""
+    try:
+        found = FileSystems.match([join(folder, "*")])[0].metadata_list
+    except BeamIOError:  # a remote folder that cannot be listed right now: no news this time
+        return {}
+    return {m.path.replace("\\", "/").rsplit("/", 1)[-1]: (m.size_in_bytes, m.last_updated_in_seconds)
+            for m in found}
 
 
 def delete_if_exists(paths) -> None:

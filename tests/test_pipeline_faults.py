@@ -8,7 +8,7 @@ import sys
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions
 
-from pipeline import benchmark, dataset, shards, storage, sweep
+from pipeline import benchmark, runners, shards, storage, sweep
 from pipeline import config as dataset_config
 from pipeline import main as pipeline_main
 
@@ -124,9 +124,9 @@ def test_sweep_checks_its_beam_arguments_too(tmp_path):
 
 
 def test_explicit_local_running_mode_is_kept():
-    options = dataset.pipeline_options(["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    options = runners.pipeline_options(["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     assert options.view_as(DirectOptions).direct_running_mode == "in_memory"
-    assert dataset.pipeline_options([]).view_as(DirectOptions).direct_running_mode == "multi_processing"
+    assert runners.pipeline_options([]).view_as(DirectOptions).direct_running_mode == "multi_processing"
 
 
 def test_finished_run_removes_leftover_shards_and_temporary_files(tmp_path):

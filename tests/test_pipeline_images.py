@@ -9,7 +9,7 @@ from captcha.image import ImageCaptcha
 from PIL import Image
 
 from pipeline import main as pipeline_main
-from pipeline.ingest import IngestSettings, ReadImage, _labels_file_rows, split_of, to_png
+from pipeline.ingest import REJECTED, IngestSettings, ReadImage, _labels_file_rows, split_of, to_png
 
 
 def _save(image, path, fmt, mode="RGB"):
@@ -220,8 +220,8 @@ def test_pad_follows_its_documented_arithmetic(size, new_size, offset):
 def test_a_file_changed_after_listing_is_rejected(tmp_path):
     path = tmp_path / "AB.png"
     path.write_bytes(_png(Image.new("RGB", (40, 20))))
-    [rejected] = ReadImage(IngestSettings(input=str(tmp_path), charset=None)).process((str(path), "AB", "0" * 64))
-    assert rejected.tag == "rejected" and rejected.value[2] == "file changed while the pipeline ran; run it again"
+    [(tag, row)] = ReadImage(IngestSettings(input=str(tmp_path), charset=None)).process((str(path), "AB", "0" * 64))
+    assert tag == REJECTED and row[2] == "file changed while the pipeline ran; run it again"
 
 
 def test_a_given_height_keeps_the_images_median_aspect_ratio(image_folder, tmp_path):

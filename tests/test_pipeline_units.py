@@ -10,8 +10,8 @@ from PIL import Image
 
 from pipeline import charsets, records
 from pipeline.render import CaptchaRenderer, RenderSettings
-from pipeline.shards import (RenderShard, RenderShards, Task, default_num_shards, plan_tasks, shard_name,
-                             shard_range)
+from pipeline.shards import Task, default_num_shards, plan_tasks, shard_name, shard_range
+from pipeline.synthetic import RenderShard, RenderShards
 
 
 def test_presets_and_literal_charsets():
