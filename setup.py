@@ -2,6 +2,8 @@
 
     pip install -e '.[test]'
     python -m pipeline.main --runner=DataflowRunner --setup_file=./setup.py ...
+
+Each command is also a console script (captcha-render, captcha-train, ...); `python -m ...` works the same.
 """
 import setuptools
 
@@ -9,10 +11,11 @@ setuptools.setup(
     name="captcha-break",
     version="0.1.0",
     description="Render labelled captchas with Apache Beam and train Keras 3 captcha readers.",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*"]),
-    python_requires=">=3.10,<3.13",
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*", "sweepfile"]),
+    python_requires=">=3.10,<3.13",  # the Python versions with wheels of both TensorFlow 2.21 and Beam 2.77
     install_requires=[
-        "tensorflow>=2.21,<2.22",
+        "tensorflow>=2.21,<2.22",  # tf.data, shard checks, the SavedModel; the version the tests ran on
+        "keras>=3.15,<4",  # every trainer module; 3.15 runs one model code on TensorFlow, JAX and PyTorch
         "apache-beam[tfrecord]>=2.77,<2.78",
         "google-crc32c>=1.5",  # fast TFRecord checksums (Beam falls back to pure-Python crcmod)
         # 0.7.0 draws from `random` (seedable) and keeps the intended warp; see README.
@@ -26,8 +29,23 @@ setuptools.setup(
         "PyYAML>=6",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # jax: the JAX-backend training test (a CPU build: ~100 MB of wheels with scipy, ~500 MB installed).
+        "test": ["pytest>=8", "jax>=0.10,<0.11", "apache-beam[dask]>=2.77,<2.78"],  # dask: the DaskRunner test
+        "jax": ["jax>=0.10,<0.11"],  # KERAS_BACKEND=jax; on NVIDIA GPUs: pip install 'jax[cuda12]' instead
+        "torch": ["torch>=2.13,<2.14"],  # KERAS_BACKEND=torch (docs/training.md: its CPU-only build)
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
+        "dask": ["apache-beam[dask]>=2.77,<2.78"],  # --runner=dask: dask and distributed
         "peers": ["ddddocr>=1.6"],  # trainer.real_benchmark's zero-shot comparison
     },
+    entry_points={"console_scripts": [
+        "captcha-render=pipeline.main:main",
+        "captcha-sweep-data=pipeline.sweep:main",
+        "captcha-train=trainer.main:run",
+        "captcha-evaluate=trainer.evaluate:run",
+        "captcha-predict=trainer.predict:run",
+        "captcha-export=trainer.export:run",
+        "captcha-sweep-train=trainer.sweep:run",
+        "captcha-protocol=trainer.protocol:run",
+        "captcha-real-benchmark=trainer.real_benchmark:run",
+    ]},
 )

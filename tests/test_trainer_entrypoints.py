@@ -13,6 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ("trainer.benchmark", ["--data_dir={missing}", "--models=cnn,rnn"], "--models: unknown model 'rnn'"),
     ("trainer.protocol", ["--notrain", "--model=cnn", "--data_dir={data}", "--model_dir={missing}"],
      "--model_dir {missing} does not exist"),
+    ("trainer.export", ["--model_dir={missing}"], "--model_dir {missing} does not exist"),
 ])
 def test_bad_input_is_one_error_line(fixed_dataset, tmp_path, module, args, message):
     missing = tmp_path / "missing"

@@ -19,7 +19,7 @@ from trainer import data as data_lib
 from trainer import spec as spec_lib
 from trainer import train
 from trainer.errors import UserError, exit_on_user_error
-from trainer.models import MODELS
+from trainer.models import MODELS, build
 
 flags.DEFINE_string("data_dir", None, "Dataset folder (spec.json + shards); its train split is read.")
 flags.DEFINE_integer("batch_size", 64, "Batch size for input and training.")
@@ -58,7 +58,7 @@ def input_rate(spec, data_dir, batch_size, num_images):
 
 def train_rate(name, spec, data_dir, batch_size, steps):
     """Images/s of Keras fit on batches already in memory, so only the model is timed."""
-    model = MODELS[name](spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"])
+    model = build(name, spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"])
     train.compile_model(model, spec["charset"], 1e-3)
     batches = data_lib.make_dataset(spec, data_dir, "train", batch_size, training=True).take(4).cache().repeat()
     model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
@@ -85,7 +85,7 @@ def run(data_dir, batch_size, input_images, train_steps, models):
     os.sched_setaffinity(0, everything)
     every = input_rate(spec, data_dir, batch_size, input_images)
     print("(a)  raw decode_png, 1 core:                   %8.0f images/s" % raw)
-    print("(a)  make_dataset -> float batches, 1 core:    %8.0f images/s  ratio to raw %.3f" % (one, one / raw))
+    print("(a)  make_dataset -> uint8 batches, 1 core:    %8.0f images/s  ratio to raw %.3f" % (one, one / raw))
     print("(a)  make_dataset, all %d cores:                %8.0f images/s  (%.0f per core)"
           % (len(everything), every, every / len(everything)))
     for name in models:

@@ -5,8 +5,11 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from trainer import decoding, metrics, rundir
+
+_CHUNK = 256  # validation examples per loss and decoding call
 
 
 class CaptchaMetrics(keras.callbacks.Callback):
@@ -22,13 +25,18 @@ class CaptchaMetrics(keras.callbacks.Callback):
         self.decoder = decoder
 
     def on_epoch_end(self, epoch, logs=None):
+        # predict, not predict_on_batch per batch: under a MirroredStrategy, Keras 3.15's predict_on_batch runs every
+        # replica on the whole batch and returns all their outputs.
+        probs = self.model.predict(self.dataset.map(lambda images, labels: images), verbose=0)
+        labels = np.concatenate([labels for _, labels in self.dataset.as_numpy_iterator()])
         true_texts, pred_texts, loss_sum = [], [], 0.0
-        for images, labels in self.dataset:
-            probs = self.model.predict_on_batch(images)
-            loss_sum += float(self.model.loss(labels, probs)) * len(labels)
-            ids, _ = decoding.decode(probs, self.charset, self.decoder)
-            pred_texts += [t.decode() for t in decoding.ids_to_text(ids, self.charset).numpy()]
-            true_texts += [t.decode() for t in decoding.ids_to_text(labels, self.charset).numpy()]
+        for start in range(0, len(labels), _CHUNK):
+            chunk_probs, chunk_labels = probs[start:start + _CHUNK], labels[start:start + _CHUNK]
+            loss = keras.ops.convert_to_numpy(self.model.loss(chunk_labels, chunk_probs))
+            loss_sum += float(loss) * len(chunk_labels)
+            ids, _ = decoding.decode(chunk_probs, self.charset, self.decoder)
+            pred_texts += decoding.ids_to_texts(ids, self.charset)
+            true_texts += decoding.ids_to_texts(chunk_labels, self.charset)
         result = metrics.compute_metrics(true_texts, pred_texts)
         logs["val_loss"] = loss_sum / len(true_texts)
         logs["val_captcha_acc"] = result["captcha_acc"]
@@ -169,6 +177,8 @@ class CosineSchedule(keras.callbacks.Callback):
         self.schedule = cosine_decay(peak, 1.0 if budget else total_steps, warmup)
 
     def on_train_batch_begin(self, batch, logs=None):
+        if keras.backend.backend() == "jax":  # JAX's fit keeps the variables in its own state between epochs
+            self.model.jax_state_sync()  # so the step count is current and the new rate reaches the next step
         progress = self.budget.elapsed_fraction() if self.budget else self.model.optimizer.iterations
         self.model.optimizer.learning_rate.assign(self.schedule(progress))
 

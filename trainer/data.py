@@ -1,18 +1,24 @@
-"""The tf.data input pipeline: a split's TFRecord shards -> batches of (float32 images in [0, 1], int32 labels).
+"""The tf.data input pipeline: a split's TFRecord shards -> batches of (uint8 images, int32 labels).
 
-Labels are the charset indices of each character, padded with PAD (-1) to the spec's longest label length.
+Images stay uint8 up to the model, which scales them to [0, 1] itself (trainer.models.build): a batch crosses to
+the accelerator at a quarter of float32's bytes. Labels are the charset indices of each character, padded with PAD
+(-1) to the spec's longest label length. Keras 3 `fit` takes these datasets on every backend; under JAX or PyTorch,
+TensorFlow is kept off the GPUs, which belong to the backend (tf.data runs on the host anyway).
 """
 import contextlib
 import functools
 import os
 
+import keras
 import tensorflow as tf
 
 from trainer import augment as augment_lib
 from trainer import spec as spec_lib
+from trainer.decoding import PAD
 from trainer.errors import UserError
 
-PAD = -1
+if keras.backend.backend() != "tensorflow":
+    tf.config.set_visible_devices([], "GPU")
 _FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.VarLenFeature(tf.int64),
@@ -28,9 +34,10 @@ def decode_image(encoded, image_shape):
     return tf.ensure_shape(image, image_shape)
 
 
-def to_float(images):
-    """uint8 images -> float32 in [0, 1], the models' input."""
-    return tf.cast(images, tf.float32) / 255.0
+def augment_uint8(images):
+    """trainer.augment's random jitter on uint8 images [B, H, W, C], rounded back to uint8."""
+    jittered = augment_lib.augment(tf.cast(images, tf.float32) / 255.0)
+    return tf.saturate_cast(tf.round(jittered * 255.0), tf.uint8)
 
 
 def parse_batch(serialized, image_shape, max_label_length):
@@ -74,9 +81,8 @@ def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, sh
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE)
     if not cache:
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda images, labels: (to_float(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
     if augment:  # after the cache, so each epoch sees new jitter; on batches, so it costs a few ops per batch
-        ds = ds.map(lambda images, labels: (augment_lib.augment(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda images, labels: (augment_uint8(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)  # overlap input with the train step
     options = tf.data.Options()
     options.deterministic = not training  # training may take whichever element is ready first

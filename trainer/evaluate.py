@@ -28,5 +28,10 @@ def main(argv):
     print(metrics.format_table(result))
 
 
-if __name__ == "__main__":
+def run():
+    """The `captcha-evaluate` console script: `python -m trainer.evaluate` under another name."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

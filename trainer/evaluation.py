@@ -39,12 +39,13 @@ def evaluate(model_dir, data_dir, split="test", batch_size=64, decoder=None, ver
     true_texts, pred_texts, error_images, error_true, error_pred = [], [], [], [], []
     total = -(-spec_lib.num_records(data_spec, split) // batch_size)
     with data.naming_bad_shards(data_spec, data_dir, [split]):
-        for images, labels in tqdm.tqdm(dataset, total=total, desc=f"evaluate {split}", unit="batch"):
+        for images, labels in tqdm.tqdm(dataset.as_numpy_iterator(), total=total, desc=f"evaluate {split}",
+                                        unit="batch"):
             predicted, _ = decoding.predict_text(model, images, charset, decoder)
-            expected = [t.decode() for t in decoding.ids_to_text(labels, charset).numpy()]
+            expected = decoding.ids_to_texts(labels, charset)
             true_texts += expected
             pred_texts += predicted
-            for image, true, pred in zip(images.numpy(), expected, predicted):
+            for image, true, pred in zip(images, expected, predicted):
                 if true != pred and len(error_images) < max_error_images:
                     error_images.append(image)
                     error_true.append(true)

@@ -27,13 +27,13 @@ def plot_history(csv_path, png_path):
 
 
 def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
-    """Saves a grid of images (float [0, 1], HWC) titled 'true -> predicted'; nothing to plot -> empty figure."""
+    """Saves a grid of images (uint8, HWC) titled 'true -> predicted'; nothing to plot -> empty figure."""
     rows = max(1, -(-len(images) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 1.8 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, true, pred in zip(axes.flat, images, true_texts, pred_texts):
-        ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
+        ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=255)
         ax.set_title(f"{true} -> {pred}", fontsize=10, color="red")
     if not len(images):
         fig.suptitle("no mispredictions")

@@ -34,5 +34,10 @@ def main(argv):
         raise SystemExit(f"error: {failed} of {len(argv) - 1} images could not be read")
 
 
-if __name__ == "__main__":
+def run():
+    """The `captcha-predict` console script: `python -m trainer.predict` under another name."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -118,5 +118,10 @@ def main(argv):
     print(markdown_row(row))
 
 
-if __name__ == "__main__":
+def run():
+    """The `captcha-protocol` console script: `python -m trainer.protocol` under another name."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -153,6 +153,11 @@ def main(argv):
     print(markdown(rows))
 
 
-if __name__ == "__main__":
+def run():
+    """The `captcha-real-benchmark` console script: `python -m trainer.real_benchmark` under another name."""
     define_flags()
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

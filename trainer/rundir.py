@@ -13,6 +13,7 @@ import keras
 
 from trainer import spec as spec_lib
 from trainer.errors import UserError
+from trainer.models import uint8_input
 
 BEST_MODEL = "best.keras"
 CONFIG_FILE = "config.json"
@@ -54,11 +55,13 @@ def check_trained(model_dir, flag="--model_dir"):
 
 
 def load_model(model_dir):
-    """model_dir's best.keras, uncompiled; UserError if there is none or it cannot be read."""
+    """model_dir's best.keras, uncompiled, taking uint8 images (those saved before the trainer fed uint8 take float32
+    in [0, 1]: they get the scaling in front, trainer.models.uint8_input); UserError if there is none or it cannot
+    be read."""
     check_trained(model_dir)
     path = os.path.join(model_dir, BEST_MODEL)
     try:
-        return keras.models.load_model(path, compile=False)
+        return uint8_input(keras.models.load_model(path, compile=False))
     except (ValueError, OSError, KeyError, zipfile.BadZipFile):
         raise UserError(f"cannot load {path}: not a readable Keras model file; train the run again "
                         "(trainer.main --overwrite)") from None

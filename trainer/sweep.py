@@ -24,29 +24,27 @@ train_images_per_s counts the train steps after the first (input included); trai
 of trainer.train (export included). Running again after all shards finished trains nothing and rewrites
 the complete tables.
 """
+import contextlib
 import csv
 import dataclasses
 import hashlib
 import io
-import itertools
 import json
 import os
-import re
 import statistics
 import time
 import typing
 import uuid
 
 import keras
-import yaml
 from absl import app, flags, logging
 from matplotlib.figure import Figure  # no pyplot: savefig renders PNG with Agg, no GUI backend involved
 
+import sweepfile
 from trainer import callbacks, evaluation, rundir, train
 from trainer import spec as spec_lib
 from trainer.errors import UserError, exit_on_user_error
 
-INDEX_FILE = "index.json"  # written by pipeline.sweep
 RESULT_FILE = "result.json"
 # overwrite is how a run starts, not what it trains: not a key, and not in the hash that names run folders.
 TRAIN_KEYS = [f.name for f in dataclasses.fields(train.TrainConfig)
@@ -68,46 +66,18 @@ class Run:
 
 
 def load_sweep(path):
-    """The parsed sweep file (YAML or JSON); raises UserError if it cannot be read or is not a mapping."""
+    """The parsed sweep file (sweepfile.load); raises UserError naming what is wrong."""
+    with user_errors():
+        return sweepfile.load(path)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """sweepfile's ValueErrors (a bad key or value of the sweep file or index.json) as UserErrors."""
     try:
-        with open(path) as f:
-            sweep = yaml.safe_load(f)  # YAML is a superset of JSON
-    except OSError as e:
-        raise UserError(f"--sweep_file {path} cannot be read: {e}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UserError(f"--sweep_file {path} is not valid YAML/JSON: {' '.join(str(e).split())}") from None
-    if not isinstance(sweep, dict):
-        raise UserError(f"--sweep_file {path} must hold a mapping with 'dataset' and 'train' sections")
-    return sweep
-
-
-def section_variants(sweep, section, known_keys=None):
-    """base + each combination of the grid, in grid order (as pipeline.sweep); raises UserError naming a bad key."""
-    part = sweep.get(section)
-    if not isinstance(part, dict):
-        raise UserError(f"the sweep file needs a {section!r} section with 'base' and 'grid'")
-    for key in part:
-        if key not in ("base", "grid"):
-            raise UserError(f"unknown key {key!r} in {section}; expected base and grid")
-    base, grid = part.get("base") or {}, part.get("grid") or {}
-    for where, mapping in (("base", base), ("grid", grid)):
-        if not isinstance(mapping, dict):
-            raise UserError(f"{section}.{where} must be a mapping of flag names to values")
-        for key in mapping:
-            if known_keys is not None and key not in known_keys:
-                raise UserError(f"unknown key {key!r} in {section}.{where}; known keys: {', '.join(known_keys)}")
-    if not grid:
-        raise UserError(f"{section}.grid is empty: give at least one key with a list of values")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise UserError(f"{section}.grid.{key} must be a non-empty list of values")
-    return [dict(base, **dict(zip(grid, combo))) for combo in itertools.product(*grid.values())]
-
-
-def variant_name(settings, grid_keys):
-    """A readable folder name from the grid's values, e.g. model-ctc_learning_rate-0.001 (as pipeline.sweep)."""
-    parts = ["%s-%s" % (k, settings[k]) for k in grid_keys]
-    return re.sub(r"[^A-Za-z0-9._-]", "_", "_".join(parts))[:120]
+        yield
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def _coerce(key, value, annotation):
@@ -129,12 +99,13 @@ def _coerce(key, value, annotation):
 def train_variants(sweep):
     """[(name, settings, TrainConfig without data_dir/model_dir)], each validated like trainer.main's flags."""
     types = {f.name: f.type for f in dataclasses.fields(train.TrainConfig)}
-    expanded = section_variants(sweep, "train", TRAIN_KEYS)
+    with user_errors():
+        expanded = sweepfile.variants(sweep, "train", TRAIN_KEYS)
     grid_keys = list(sweep["train"]["grid"])
     variants = []
     for settings in expanded:
         settings = {k: _coerce(k, v, types[k]) for k, v in settings.items()}
-        name = variant_name(settings, grid_keys)
+        name = sweepfile.variant_name(settings, grid_keys)
         if "model" not in settings:
             raise UserError("the train section needs 'model' in base or grid")
         config = train.TrainConfig(data_dir="", model_dir="", **settings)
@@ -151,9 +122,10 @@ def train_variants(sweep):
 
 def dataset_folders(sweep, output_root):
     """[(folder, settings)] for the dataset section, resolved through OUTPUT_ROOT/index.json by equal settings."""
-    variants = section_variants(sweep, "dataset")
+    with user_errors():
+        variants = sweepfile.variants(sweep, "dataset")
     render = "render them first with `python -m pipeline.sweep` and the same --sweep_file and --output_root"
-    index_path = os.path.join(output_root, INDEX_FILE)
+    index_path = os.path.join(output_root, sweepfile.INDEX_FILE)
     try:
         with open(index_path) as f:
             index = json.load(f)
@@ -163,8 +135,9 @@ def dataset_folders(sweep, output_root):
         raise UserError(f"{index_path} is not valid JSON: {e}") from None
     resolved = []
     for settings in variants:
-        settings = json.loads(json.dumps(settings, default=str))  # as index.json stores them
-        folders = [v["folder"] for v in index.get("variants", []) if v.get("settings") == settings]
+        settings = sweepfile.as_stored(settings)
+        with user_errors():
+            folders = sweepfile.folders_of(index, settings)
         if not folders:
             raise UserError(f"dataset variant {settings} is not in {index_path}: {render}")
         if len(folders) > 1:
@@ -348,5 +321,10 @@ def main(argv):
     print(summary["table"], end="")
 
 
-if __name__ == "__main__":
+def run():
+    """The `captcha-sweep-train` console script: `python -m trainer.sweep` under another name."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -6,10 +6,15 @@ model_dir then holds best.keras (best val_captcha_acc), spec.json (the dataset's
 TrainConfig), log.csv, curves.png, tensorboard/ and saved_model/ (see trainer.export). With init_from, training
 starts from that model_dir's best.keras (trainer.finetune).
 
+Every Keras backend trains the same way (KERAS_BACKEND=tensorflow|jax|torch, the same tf.data input); the flags that
+depend on one (FLAG_BACKENDS) are checked against it first, and the SavedModel is always exported under TensorFlow.
+
 A model_dir holding an interrupted run (backup/) resumes it, if it is the same model on the same dataset; one
 holding a finished run is refused unless overwrite, which first deletes its run files (trainer.rundir).
 """
+import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -32,6 +37,10 @@ LR_SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LEARNING_RATE = 1e-3
 FINE_TUNE_LEARNING_RATE = 1e-4  # the default with init_from
+# The Keras backends each backend-dependent flag works on; elsewhere it is refused, naming the backend. JAX always
+# compiles its train step with XLA (--jit_compile changes nothing there); Keras' torch.compile of the train step
+# recompiles step after step. --precision works on every backend.
+FLAG_BACKENDS = {"strategy=mirrored": ("tensorflow",), "jit_compile": ("tensorflow", "jax")}
 
 
 @dataclasses.dataclass
@@ -75,18 +84,19 @@ def compile_model(model, charset, learning_rate, jit_compile=False, clipnorm=Non
     """Compiles `model` with Adam (gradients clipped to global norm `clipnorm` if given) and the loss its output
     type needs (CTC or per-position cross-entropy)."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
-                  loss=losses.loss_for(model, charset), jit_compile=jit_compile)
+                  loss=losses.loss_for(model, charset),
+                  jit_compile=jit_compile or keras.backend.backend() == "jax")  # uncompiled JAX runs op by op
     return model
 
 
 def build_model(config, spec):
     """config.model for `spec`, compiled under config's strategy and dtype policy, with init_from's weights if set."""
     weights = finetune.init_weights(config.init_from, config.model, spec) if config.init_from else None
-    strategy = tf.distribute.MirroredStrategy() if config.strategy == "mirrored" else tf.distribute.get_strategy()
+    strategy = mirrored_strategy() if config.strategy == "mirrored" else None  # TensorFlow only
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
     try:
-        with strategy.scope():
+        with strategy.scope() if strategy else contextlib.nullcontext():
             try:
                 model = build(config.model, spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"],
                               config.input_height)
@@ -97,6 +107,13 @@ def build_model(config, spec):
             return compile_model(model, spec["charset"], learning_rate(config), config.jit_compile, config.clipnorm)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+@functools.cache
+def mirrored_strategy():
+    """The process's one MirroredStrategy: a second one starts its collective keys where the first did, so models
+    trained one after another in a process (trainer.sweep, tests) would mix their gradient all-reduces."""
+    return tf.distribute.MirroredStrategy()
 
 
 def train_and_evaluate(config, extra_callbacks=()):
@@ -128,16 +145,39 @@ def train_and_evaluate(config, extra_callbacks=()):
     callbacks = callbacks_lib.standard_callbacks(
         config.model_dir, callbacks_lib.CaptchaMetrics(val, spec["charset"], config.decoder),
         config.patience, config.lr_patience, schedule) + ([budget] if budget else [])
+    print(start_line(config, spec, model), flush=True)
     with data_lib.naming_bad_shards(spec, config.data_dir, ("train", "val")):
         history = model.fit(train, epochs=config.epochs, steps_per_epoch=steps,
                             callbacks=callbacks + list(extra_callbacks), shuffle=False)
 
     plots.plot_history(os.path.join(config.model_dir, "log.csv"), os.path.join(config.model_dir, "curves.png"))
-    best = keras.models.load_model(os.path.join(config.model_dir, rundir.BEST_MODEL), compile=False)
-    export.export_saved_model(best, spec["charset"], os.path.join(config.model_dir, "saved_model"), config.decoder,
-                              spec.get("preprocessing"))
+    export.export_under_tensorflow(config.model_dir)
     logging.info("wrote %s", config.model_dir)
     return history
+
+
+def start_line(config, spec, model):
+    """The line trainer.main prints before the first epoch: dataset, model, parameters, backend and device, run
+    folder."""
+    counts = ", ".join(f"{spec_lib.num_records(spec, split)} {split}" for split in ("train", "val"))
+    return (f"training {model.name} ({model.count_params():,} parameters) on {config.data_dir} ({counts}) with "
+            f"{keras.backend.backend()} on {device_name(config.strategy)}, {config.precision}, into {config.model_dir}")
+
+
+def device_name(strategy="default"):
+    """What the backend trains on: "cpu", "gpu (NVIDIA H100 80GB HBM3)", "2 replicas (mirrored)", ..."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        if strategy == "mirrored":
+            return f"{mirrored_strategy().num_replicas_in_sync} replicas (mirrored)"
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"gpu ({tf.config.experimental.get_device_details(gpus[0]).get('device_name')})" if gpus else "cpu"
+    if backend == "jax":
+        import jax  # only under its backend, like torch below
+        device = jax.devices()[0]
+        return "cpu" if device.platform == "cpu" else f"{device.platform} ({device.device_kind})"
+    import torch
+    return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
 
 
 def check_config(config):
@@ -163,6 +203,11 @@ def check_config(config):
         raise UserError(f"clipnorm must be positive, got {config.clipnorm}")
     if config.time_budget is not None and config.time_budget <= 0:
         raise UserError(f"time_budget must be positive seconds, got {config.time_budget}")
+    backend = keras.backend.backend()
+    for flag, used in (("strategy=mirrored", config.strategy == "mirrored"), ("jit_compile", config.jit_compile)):
+        if used and backend not in FLAG_BACKENDS[flag]:
+            raise UserError(f"--{flag} does not work on the {backend} Keras backend; use KERAS_BACKEND="
+                            f"{' or '.join(FLAG_BACKENDS[flag])}, or leave the flag out")
     if config.init_from and os.path.realpath(config.init_from) == os.path.realpath(config.model_dir):
         raise UserError("--init_from and --model_dir must differ: fine-tuning writes a new model_dir")
 

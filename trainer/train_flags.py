@@ -35,8 +35,10 @@ def define():
     flags.DEFINE_enum("precision", defaults.precision, list(train.PRECISIONS), "Compute dtype policy: "
                       "mixed_float16 for GPU tensor cores, mixed_bfloat16 for AMX/AVX512-BF16 CPUs "
                       "(variables, softmax and loss stay float32).")
-    flags.DEFINE_bool("jit_compile", defaults.jit_compile, "Compile the train step with XLA.")
-    flags.DEFINE_enum("strategy", defaults.strategy, list(train.STRATEGIES), "mirrored: all local GPUs.")
+    flags.DEFINE_bool("jit_compile", defaults.jit_compile, "Compile the train step with XLA (KERAS_BACKEND="
+                      "tensorflow; jax always does; refused on torch).")
+    flags.DEFINE_enum("strategy", defaults.strategy, list(train.STRATEGIES), "mirrored: all local GPUs "
+                      "(KERAS_BACKEND=tensorflow only).")
     flags.DEFINE_bool("verify_shards", defaults.verify_shards, "Check shard sha256 values against the spec first.")
     flags.DEFINE_bool("cache", defaults.cache, "Keep decoded uint8 images in memory (small datasets).")
     flags.DEFINE_integer("seed", None, "Random seed for weights and shuffling.")

@@ -1,7 +1,9 @@
 """The model registry: name -> pure builder(image_shape, charset_size, label_lengths) -> uncompiled keras.Model.
 
 A new architecture is one file here and one entry in MODELS; `--model` takes its allowed values from MODELS.
-`build` adds the optional input resizing (`--input_height`) around any of them.
+Builders take float32 images in [0, 1]; `build` wraps any of them in the model trainer.main trains and saves: uint8
+images in (what tf.data yields, a quarter of float32's bytes to the accelerator), scaled to [0, 1] inside, and the
+optional input resizing (`--input_height`).
 """
 import keras
 from keras import layers
@@ -29,13 +31,22 @@ def input_size(image_shape, input_height=None):
 
 
 def build(name, image_shape, charset_size, label_lengths, input_height=None):
-    """MODELS[name] for images of `image_shape` (H, W, C). With `input_height`, the model takes images of
-    `image_shape` and first resizes them (bilinear, antialiased) to `input_size`: the architecture's weights then
-    depend on the height only, so a CTC reader carries its weights to datasets of other widths (`--init_from`)."""
+    """MODELS[name] for uint8 images of `image_shape` (H, W, C), scaled to [0, 1] first. With `input_height`, the
+    model then resizes them (bilinear, antialiased) to `input_size`: the architecture's weights then depend on the
+    height only, so a CTC reader carries its weights to datasets of other widths (`--init_from`)."""
     size = input_size(image_shape, input_height)
-    if size == tuple(image_shape[:2]):
-        return MODELS[name](tuple(image_shape), charset_size, label_lengths)
     inner = MODELS[name]((*size, image_shape[2]), charset_size, label_lengths)
-    inputs = keras.Input(tuple(image_shape), name="image")
-    resized = layers.Resizing(*size, interpolation="bilinear", antialias=True, name="resize")(inputs)
-    return keras.Model(inputs, inner(resized), name=inner.name)
+    inputs = keras.Input(tuple(image_shape), dtype="uint8", name="image")
+    x = layers.Rescaling(1 / 255, name="scale")(inputs)
+    if size != tuple(image_shape[:2]):
+        x = layers.Resizing(*size, interpolation="bilinear", antialias=True, name="resize")(x)
+    return keras.Model(inputs, inner(x), name=inner.name)
+
+
+def uint8_input(model):
+    """A model saved before trainer.main fed uint8 (it takes float32 in [0, 1]) behind the same scaling `build`
+    adds; a model that takes uint8 as it is."""
+    if model.inputs[0].dtype == "uint8":
+        return model
+    inputs = keras.Input(model.input_shape[1:], dtype="uint8", name="image")
+    return keras.Model(inputs, model(layers.Rescaling(1 / 255, name="scale")(inputs)), name=model.name)
