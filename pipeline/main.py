@@ -47,9 +47,10 @@ def run(argv=None) -> dict:
     storage.ensure_writable(config.output_dir)
     with storage.locked(config.output_dir):
         if not dataset.prepare(config):
+            spec = dataset_spec.read(config.output_dir)
             print("%s already holds this dataset (%s); reused it (--overwrite renders it again)"
-                  % (config.output_dir, dataset_spec.read(config.output_dir)["identity"]))
-            return dataset_spec.read(config.output_dir)
+                  % (config.output_dir, spec["identity"]))
+            return spec
         elapsed, counters, runner = dataset.render({"": config}, beam_args, verbosity)
     spec = dataset_spec.read(config.output_dir)
     if spec is None:
