@@ -46,10 +46,10 @@ except KeyboardInterrupt:
     pass
 history = train.train_and_evaluate(config)
 result = evaluation.evaluate(model_dir, data_dir, "test", batch_size=8)
-spec = spec_lib.load_spec(data_dir)
-serialized = list(tf.data.TFRecordDataset(spec_lib.shard_paths(spec, data_dir, "test")).take(6))
-images, _ = data.parse_batch(tf.stack(serialized), spec_lib.image_shape(spec), 4)
-texts, confidence = decoding.predict_text(train.rundir.load_model(model_dir), images.numpy(), spec["charset"])
+spec = spec_lib.DatasetSpec.load(data_dir)
+serialized = list(tf.data.TFRecordDataset(spec.shard_paths("test")).take(6))
+images, _ = data.parse_batch(tf.stack(serialized), spec)
+texts, confidence = decoding.predict_text(train.rundir.load_model(model_dir), images.numpy(), spec.charset)
 print(json.dumps({"backend": keras.backend.backend(), "resumed_epochs": history.epoch, "test": result,
                   "texts": texts, "confidence": confidence.tolist()}))
 """
@@ -83,8 +83,8 @@ def test_other_backend_trains_resumes_evaluates_and_exports(backend, fixed_datas
     assert out["test"]["num_examples"] == 16 and 0 <= out["test"]["char_acc"] <= 1
     assert not os.path.exists(os.path.join(model_dir, "backup"))
     # The SavedModel, exported under TensorFlow, reads as the backend's model did.
-    spec = spec_lib.load_spec(fixed_dataset)
-    serialized = tf.stack(list(tf.data.TFRecordDataset(spec_lib.shard_paths(spec, fixed_dataset, "test")).take(6)))
+    spec = spec_lib.DatasetSpec.load(fixed_dataset)
+    serialized = tf.stack(list(tf.data.TFRecordDataset(spec.shard_paths("test")).take(6)))
     encoded = tf.io.parse_example(serialized, {"image": tf.io.FixedLenFeature([], tf.string)})["image"]
     served = inference.load_signature(model_dir)(images=encoded)
     assert [t.decode() for t in served["text"].numpy()] == out["texts"]
@@ -137,7 +137,7 @@ def test_model_saved_before_uint8_input_loads_evaluates_and_exports(trained, tmp
 
     loaded = rundir.load_model(str(old_dir))
     assert loaded.inputs[0].dtype == "uint8"
-    images, _ = next(iter(data.make_dataset(spec_lib.load_spec(data_dir), data_dir, "test", 8, training=False)))
+    images, _ = next(iter(data.make_dataset(spec_lib.DatasetSpec.load(data_dir), "test", 8, training=False)))
     np.testing.assert_allclose(loaded.predict_on_batch(images),
                                legacy.predict_on_batch(tf.cast(images, tf.float32) / 255), atol=1e-6)
     assert evaluation.evaluate(str(old_dir), data_dir, "test") == evaluation.evaluate(model_dir, data_dir, "test")

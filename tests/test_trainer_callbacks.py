@@ -80,3 +80,48 @@ def test_fresh_run_starts_counting_from_zero(tmp_path):
         callback.on_train_begin()
     restore.on_epoch_begin(0)
     assert (early_stopping.best, early_stopping.wait, reduce_lr.best, reduce_lr.wait) == (None, 0, None, 0)
+
+
+def _tiny_ctc_run(tmp_path, epochs):
+    """A ctc_lite model fitted `epochs` one-step epochs on 12 random 32x64 images, validated by CaptchaMetrics with a
+    TensorBoard folder and StepRate; returns (CaptchaMetrics, History)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from trainer import train
+    from trainer.models import build
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 32, 64, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, (12, 2)).astype(np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    model = train.compile_model(build("ctc_lite", (32, 64, 3), 3, [2]), "abc", 1e-3)
+    metrics = callbacks.CaptchaMetrics(dataset, "abc", summary_dir=str(tmp_path / "validation"))
+    history = model.fit(dataset.repeat(), epochs=epochs, steps_per_epoch=1, verbose=0,
+                        callbacks=[metrics, callbacks.StepRate()])
+    return metrics, history
+
+
+def test_validation_reads_labels_once_and_logs_the_error_grid_and_step_rate(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    reads = []
+    read_labels = callbacks.CaptchaMetrics._read_labels
+    monkeypatch.setattr(callbacks.CaptchaMetrics, "_read_labels", lambda self: reads.append(1) or read_labels(self))
+    metrics, history = _tiny_ctc_run(tmp_path, epochs=2)
+    assert len(reads) == 1 and len(metrics._labels) == 12
+    assert all(rate > 0 for rate in history.history["steps_per_second"])
+    assert 0 <= history.history["val_char_acc"][-1] <= 1
+    events = EventAccumulator(str(tmp_path / "validation"), size_guidance={"tensors": 0})
+    events.Reload()
+    tag = f"mispredictions (first {callbacks.GRID_SAMPLE} val images)"
+    assert tag in events.Tags()["tensors"]
+    steps = [event.step for event in events.Tensors(tag)]
+    assert steps == [0, 1]  # one image per epoch
+    width, height, png = events.Tensors(tag)[-1].tensor_proto.string_val
+    assert png.startswith(b"\x89PNG") and int(width) > 0 and int(height) > 0
+
+
+def test_standard_callbacks_log_the_step_rate_before_the_loggers(tmp_path):
+    names = [type(c).__name__ for c in callbacks.standard_callbacks(str(tmp_path), keras.callbacks.Callback(), 3, 2)]
+    assert names.index("StepRate") < names.index("CSVLogger") < names.index("TensorBoard")

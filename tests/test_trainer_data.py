@@ -1,7 +1,6 @@
-"""trainer.spec and trainer.data: the spec contract, shard checks and the tf.data pipeline."""
+"""trainer.data: parsing by the spec's schema, finding bad shards, and the tf.data pipeline."""
 import json
 import os
-import re
 
 import keras
 import numpy as np
@@ -10,13 +9,12 @@ import tensorflow as tf
 from trainer_fixtures import CHARSET, copy_dataset, fixed_dataset, variable_dataset  # noqa: F401 (fixtures)
 
 from trainer import augment, data, decoding
-from trainer import spec as spec_lib
 from trainer.errors import UserError
+from trainer.spec import DatasetSpec
 
 
 def _serialized(data_dir, split):
-    spec = spec_lib.load_spec(data_dir)
-    return [r.numpy() for r in tf.data.TFRecordDataset(spec_lib.shard_paths(spec, data_dir, split))]
+    return [r.numpy() for r in tf.data.TFRecordDataset(DatasetSpec.load(data_dir).shard_paths(split))]
 
 
 def _flip_bytes(path, offset=200):
@@ -27,116 +25,16 @@ def _flip_bytes(path, offset=200):
         f.write(bytes([byte[0] ^ 0xFF]))
 
 
-def test_spec_gives_shape_lengths_and_shards(fixed_dataset):
-    spec = spec_lib.load_spec(fixed_dataset)
-    assert spec["charset"] == CHARSET
-    assert spec_lib.image_shape(spec) == (64, 128, 3)
-    assert spec["label_lengths"] == [4]
-    assert [os.path.basename(p) for p in spec_lib.shard_paths(spec, fixed_dataset, "train")] == [
-        "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002"]
-    spec_lib.verify_shards(spec, fixed_dataset, spec_lib.SPLITS)
-
-
-def test_missing_spec_is_a_clear_error(tmp_path):
-    with pytest.raises(UserError, match="spec.json not found"):
-        spec_lib.load_spec(str(tmp_path))
-
-
-def test_sha256_mismatch_names_the_shard(fixed_dataset, tmp_path):
-    copy = copy_dataset(fixed_dataset, tmp_path / "data")
-    _flip_bytes(os.path.join(copy, "train.tfrecord-00001-of-00002"))
-    with pytest.raises(UserError, match=r"shard train.tfrecord-00001-of-00002 .* corrupt: sha256"):
-        spec_lib.verify_shards(spec_lib.load_spec(copy), copy, ["train", "val"])
-
-
-def test_missing_shard_names_the_shard(fixed_dataset, tmp_path):
-    copy = copy_dataset(fixed_dataset, tmp_path / "data")
-    os.remove(os.path.join(copy, "val.tfrecord-00000-of-00002"))
-    with pytest.raises(UserError, match="shard val.tfrecord-00000-of-00002 .* is missing"):
-        spec_lib.verify_shards(spec_lib.load_spec(copy), copy, ["train", "val"])
-
-
 def test_corrupt_record_is_found_by_reading(fixed_dataset, tmp_path):
     copy = copy_dataset(fixed_dataset, tmp_path / "data")
-    spec = spec_lib.load_spec(copy)
-    assert data.find_bad_shard(spec, copy, ["train"]) is None
+    spec = DatasetSpec.load(copy)
+    assert data.find_bad_shard(spec, ["train"]) is None
     _flip_bytes(os.path.join(copy, "train.tfrecord-00001-of-00002"))
     with pytest.raises(UserError, match="^cannot read shard train.tfrecord-00001-of-00002 of .* after record ") as e:
-        with data.naming_bad_shards(spec, copy, ["val", "train"]):
-            for _ in data.make_dataset(spec, copy, "train", 8, training=False):
+        with data.naming_bad_shards(spec, ["val", "train"]):
+            for _ in data.make_dataset(spec, "train", 8, training=False):
                 pass
     assert "\n" not in str(e.value)
-
-
-def _write_spec(folder, spec):
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "spec.json"), "w") as f:
-        json.dump(spec, f)
-    return str(folder)
-
-
-@pytest.mark.parametrize("split, name", [
-    ("train", "../train.tfrecord-00000-of-00002"),
-    ("train", "/etc/passwd"),
-    ("test", "sub/test.tfrecord-00001-of-00002"),
-    ("val", "train.tfrecord-00000-of-00002"),  # a shard of another split
-    ("test", "test.tfrecord-1-of-2"),
-])
-def test_spec_naming_a_file_that_is_not_a_shard_of_its_split_is_refused(fixed_dataset, tmp_path, split, name):
-    spec = spec_lib.load_spec(fixed_dataset)
-    spec["splits"][split]["shards"][1]["file"] = name
-    folder = _write_spec(tmp_path, spec)
-    with pytest.raises(UserError, match=re.escape(f"{folder}/spec.json: splits.{split}.shards[1].file {name!r} is not "
-                                                  f"a shard of split {split}")):
-        spec_lib.load_spec(folder)
-
-
-def _delete(spec, field):
-    """Deletes a field given as in the error messages, e.g. splits.train.shards[0].file."""
-    *parents, last = re.findall(r"[^.\[\]]+", field)
-    for key in parents:
-        spec = spec[int(key) if key.isdigit() else key]
-    del spec[last]
-
-
-@pytest.mark.parametrize("field", ["image.height", "image", "splits.train.shards[0].file", "splits.val.num_records",
-                                   "identity", "charset", "splits.test.shards[1].sha256"])
-def test_spec_missing_a_field_names_the_file_and_field(fixed_dataset, tmp_path, field):
-    spec = spec_lib.load_spec(fixed_dataset)
-    _delete(spec, field)
-    folder = _write_spec(tmp_path, spec)
-    with pytest.raises(UserError, match=re.escape(f"{folder}/spec.json: missing field {field}") + "$"):
-        spec_lib.load_spec(folder)
-
-
-@pytest.mark.parametrize("field, value, match", [
-    ("image", {"height": "64", "width": 128, "channels": 3}, "image.height must be a positive integer, got '64'"),
-    ("label_lengths", [4, 0], r"label_lengths must be a non-empty list of positive integers, got \[4, 0\]"),
-    ("splits", {"train": []}, r"splits.train must be an object, got \[\]"),
-    ("preprocessing", {"resize": "crop", "filter": "bilinear", "antialias": True, "pad_colour": None, "alpha": "white"},
-     "preprocessing.resize must be one of 'pad', 'stretch', got 'crop'"),
-])
-def test_spec_with_a_field_of_the_wrong_kind_names_it(fixed_dataset, tmp_path, field, value, match):
-    spec = spec_lib.load_spec(fixed_dataset)
-    spec[field] = value
-    with pytest.raises(UserError, match="spec.json: " + match):
-        spec_lib.load_spec(_write_spec(tmp_path, spec))
-
-
-def test_spec_whose_counts_disagree_is_refused(fixed_dataset, tmp_path):
-    spec = spec_lib.load_spec(fixed_dataset)
-    spec["splits"]["train"]["num_records"] = 47
-    with pytest.raises(UserError, match=r"splits.train.num_records 47 is not the sum of its shards' \(48\)"):
-        spec_lib.load_spec(_write_spec(tmp_path, spec))
-
-
-@pytest.mark.parametrize("content, match", [(b"[1, 2]", "must hold a JSON object"),
-                                            (b"\xff\xfe{", "is not valid UTF-8 JSON"),
-                                            (b'{"format_version": 1', "is not valid UTF-8 JSON")])
-def test_spec_that_is_not_a_json_object_is_a_clear_error(tmp_path, content, match):
-    (tmp_path / "spec.json").write_bytes(content)
-    with pytest.raises(UserError, match=match):
-        spec_lib.load_spec(str(tmp_path))
 
 
 def test_undecodable_record_is_named_in_one_line(fixed_dataset, tmp_path):
@@ -147,10 +45,10 @@ def test_undecodable_record_is_named_in_one_line(fixed_dataset, tmp_path):
     with tf.io.TFRecordWriter(path) as writer:
         for record in records:
             writer.write(record.SerializeToString())
-    spec = spec_lib.load_spec(copy)
+    spec = DatasetSpec.load(copy)
     with pytest.raises(UserError, match="^record 2 of shard test.tfrecord-00000-of-00002 of .* does not decode: ") as e:
-        with data.naming_bad_shards(spec, copy, ["test"]):
-            for _ in data.make_dataset(spec, copy, "test", 4, training=False):
+        with data.naming_bad_shards(spec, ["test"]):
+            for _ in data.make_dataset(spec, "test", 4, training=False):
                 pass
     assert "\n" not in str(e.value) and "Detected at node" not in str(e.value)
 
@@ -158,10 +56,10 @@ def test_undecodable_record_is_named_in_one_line(fixed_dataset, tmp_path):
 def test_one_pass_over_a_split_that_lost_records_names_the_shard(fixed_dataset, tmp_path):
     copy = copy_dataset(fixed_dataset, tmp_path / "data")
     open(os.path.join(copy, "val.tfrecord-00001-of-00002"), "w").close()
-    spec = spec_lib.load_spec(copy)
+    spec = DatasetSpec.load(copy)
     with pytest.raises(UserError, match="^shard val.tfrecord-00001-of-00002 of .* holds 0 records, spec.json lists 8"):
-        with data.naming_bad_shards(spec, copy, ["train", "val"]):
-            for _ in data.make_dataset(spec, copy, "val", 4, training=False):
+        with data.naming_bad_shards(spec, ["train", "val"]):
+            for _ in data.make_dataset(spec, "val", 4, training=False):
                 pass
 
 
@@ -171,12 +69,11 @@ def _serialized_file(path):
 
 def test_parse_eagerly_equals_parse_in_tf_data(fixed_dataset):
     """big_vision habit: the same op eagerly and inside tf.data."""
-    spec = spec_lib.load_spec(fixed_dataset)
+    spec = DatasetSpec.load(fixed_dataset)
     serialized = _serialized(fixed_dataset, "val")[:8]
-    eager_images, eager_labels = data.parse_batch(tf.constant(serialized), (64, 128, 3), 4)
+    eager_images, eager_labels = data.parse_batch(tf.constant(serialized), spec)
     graph_images, graph_labels = next(iter(
-        tf.data.Dataset.from_tensor_slices(serialized).batch(8).map(
-            lambda s: data.parse_batch(s, (64, 128, 3), 4))))
+        tf.data.Dataset.from_tensor_slices(serialized).batch(8).map(lambda s: data.parse_batch(s, spec))))
     np.testing.assert_array_equal(eager_images.numpy(), graph_images.numpy())
     np.testing.assert_array_equal(eager_labels.numpy(), graph_labels.numpy())
     # Labels agree with the records' own text; images with an independent PNG decode.
@@ -185,33 +82,58 @@ def test_parse_eagerly_equals_parse_in_tf_data(fixed_dataset):
     assert decoding.ids_to_texts(eager_labels[:1], CHARSET) == [text]
     png = example.features.feature["image"].bytes_list.value[0]
     np.testing.assert_array_equal(eager_images[0].numpy(), tf.io.decode_png(png, channels=3).numpy())
-    assert spec["image"]["encoding"] == "png"
+
+
+@pytest.mark.parametrize("features", [{"image": {"dtype": "string", "shape": []},
+                                       "label": {"dtype": "int64", "shape": [None]}}, None])
+def test_parsing_follows_the_schema_of_spec_json(fixed_dataset, tmp_path, features):
+    """The records parse by spec.json's features, whether they list just what the trainer reads or are absent (a
+    spec written without them), as by the pipeline's full schema."""
+    copy = copy_dataset(fixed_dataset, tmp_path / "data")
+    with open(os.path.join(copy, "spec.json")) as f:
+        raw = json.load(f)
+    assert set(raw["features"]) == {"image", "text", "label", "length", "index"}  # the pipeline's schema
+    if features is None:
+        del raw["features"]
+    else:
+        raw["features"] = features
+    with open(os.path.join(copy, "spec.json"), "w") as f:
+        json.dump(raw, f)
+    spec, full = DatasetSpec.load(copy), DatasetSpec.load(fixed_dataset)
+    assert spec.parse_spec() == full.parse_spec() == {"image": tf.io.FixedLenFeature([], tf.string),
+                                                      "label": tf.io.VarLenFeature(tf.int64)}
+    serialized = tf.constant(_serialized(fixed_dataset, "test"))
+    for got, expected in zip(data.parse_batch(serialized, spec), data.parse_batch(serialized, full)):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    labels = next(iter(data.make_dataset(spec, "test", 16, training=False)))[1].numpy()
+    texts = [tf.train.Example.FromString(r).features.feature["text"].bytes_list.value[0].decode()
+             for r in serialized.numpy()]
+    assert sorted(decoding.ids_to_texts(labels, CHARSET)) == sorted(texts)
 
 
 def test_eval_dataset_is_one_ordered_pass_in_uint8(fixed_dataset):
-    spec = spec_lib.load_spec(fixed_dataset)
-    batches = list(data.make_dataset(spec, fixed_dataset, "test", 6, training=False))
+    spec = DatasetSpec.load(fixed_dataset)
+    batches = list(data.make_dataset(spec, "test", 6, training=False))
     assert [len(labels) for _, labels in batches] == [6, 6, 4]
     images, labels = batches[0]
     assert images.dtype == tf.uint8 and images.shape[1:] == (64, 128, 3)  # the model scales them (models.build)
     assert int(tf.reduce_max(images)) > 1  # levels 0-255, not [0, 1]
-    again = list(data.make_dataset(spec, fixed_dataset, "test", 6, training=False, cache=True))
+    again = list(data.make_dataset(spec, "test", 6, training=False, cache=True))
     for (x1, y1), (x2, y2) in zip(batches, again):
         np.testing.assert_array_equal(x1.numpy(), x2.numpy())
         np.testing.assert_array_equal(y1.numpy(), y2.numpy())
 
 
 def test_train_dataset_repeats_with_full_batches(fixed_dataset):
-    spec = spec_lib.load_spec(fixed_dataset)
-    batches = list(data.make_dataset(spec, fixed_dataset, "train", 20, training=True, cache=True).take(5))
+    spec = DatasetSpec.load(fixed_dataset)
+    batches = list(data.make_dataset(spec, "train", 20, training=True, cache=True).take(5))
     assert all(labels.shape == (20, 4) for _, labels in batches)  # 100 records from a 48-record split
 
 
 def test_variable_length_labels_are_padded(variable_dataset):
-    spec = spec_lib.load_spec(variable_dataset)
-    assert spec["label_lengths"] == [4, 5, 6]
-    labels = np.concatenate([y.numpy() for _, y in data.make_dataset(spec, variable_dataset, "val", 8,
-                                                                        training=False)])
+    spec = DatasetSpec.load(variable_dataset)
+    assert spec.label_lengths == (4, 5, 6) and spec.max_label_length == 6
+    labels = np.concatenate([y.numpy() for _, y in data.make_dataset(spec, "val", 8, training=False)])
     assert labels.shape == (8, 6)
     lengths = (labels != data.PAD).sum(axis=1)
     assert set(lengths) <= {4, 5, 6}
@@ -221,12 +143,13 @@ def test_variable_length_labels_are_padded(variable_dataset):
 
 def test_empty_split_is_a_clear_error(fixed_dataset, tmp_path):
     copy = copy_dataset(fixed_dataset, tmp_path / "data")
-    spec = spec_lib.load_spec(copy)
+    with open(os.path.join(copy, "spec.json")) as f:
+        spec = json.load(f)
     spec["splits"]["test"] = {"num_records": 0, "num_bytes": 0, "shards": []}
     with open(os.path.join(copy, "spec.json"), "w") as f:
         json.dump(spec, f)
     with pytest.raises(UserError, match="split 'test' .* has no records"):
-        data.make_dataset(spec_lib.load_spec(copy), copy, "test", 8, training=False)
+        data.make_dataset(DatasetSpec.load(copy), "test", 8, training=False)
 
 
 def test_decode_image_converts_channels_and_refuses_other_sizes():
@@ -238,9 +161,9 @@ def test_decode_image_converts_channels_and_refuses_other_sizes():
 
 
 def test_augment_changes_images_but_not_shapes_range_or_labels(fixed_dataset):
-    spec = spec_lib.load_spec(fixed_dataset)
-    plain = list(data.make_dataset(spec, fixed_dataset, "test", 8, training=False))
-    augmented = list(data.make_dataset(spec, fixed_dataset, "test", 8, training=False, augment=True))
+    spec = DatasetSpec.load(fixed_dataset)
+    plain = list(data.make_dataset(spec, "test", 8, training=False))
+    augmented = list(data.make_dataset(spec, "test", 8, training=False, augment=True))
     assert len(augmented) == len(plain) == 2
     for (images, labels), (new_images, new_labels) in zip(plain, augmented):
         assert new_images.shape == images.shape and new_images.dtype == tf.uint8
@@ -248,29 +171,28 @@ def test_augment_changes_images_but_not_shapes_range_or_labels(fixed_dataset):
         assert (difference.mean(axis=(1, 2, 3)) > 0.01 * 255).all()
         np.testing.assert_array_equal(new_labels.numpy(), labels.numpy())
     two_passes = [images.numpy().astype(float) for images, _ in
-                  data.make_dataset(spec, fixed_dataset, "test", 8, training=False, augment=True).repeat(2)]
+                  data.make_dataset(spec, "test", 8, training=False, augment=True).repeat(2)]
     assert np.abs(two_passes[2] - two_passes[0]).mean() > 0.01 * 255  # the same records get new jitter each pass
     eager = augment.augment(tf.cast(plain[0][0], tf.float32) / 255)  # eagerly as in tf.data
     assert eager.shape == plain[0][0].shape and 0.0 <= float(tf.reduce_min(eager)) <= float(tf.reduce_max(eager)) <= 1
 
 
 def test_training_batches_are_augmented_only_when_asked(fixed_dataset):
-    spec = spec_lib.load_spec(fixed_dataset)
-    images, labels = data.parse_batch(tf.constant(_serialized(fixed_dataset, "train")), (64, 128, 3), 4)
+    spec = DatasetSpec.load(fixed_dataset)
+    images, labels = data.parse_batch(tf.constant(_serialized(fixed_dataset, "train")), spec)
     by_label = {tuple(label): image for label, image in zip(labels.numpy(), images.numpy())}
     for augmented in (False, True):
-        images, labels = next(iter(data.make_dataset(spec, fixed_dataset, "train", 8, training=True,
-                                                     augment=augmented)))
+        images, labels = next(iter(data.make_dataset(spec, "train", 8, training=True, augment=augmented)))
         assert images.shape == (8, 64, 128, 3) and images.dtype == tf.uint8 and labels.shape == (8, 4)
         same = [np.array_equal(image, by_label[tuple(label)]) for image, label in zip(images.numpy(), labels.numpy())]
         assert same == [not augmented] * 8  # shuffled records: matched by label
 
 
 def test_without_augment_batches_are_the_decoded_records(fixed_dataset):
-    spec = spec_lib.load_spec(fixed_dataset)
-    images, labels = data.parse_batch(tf.constant(_serialized(fixed_dataset, "test")), (64, 128, 3), 4)
+    spec = DatasetSpec.load(fixed_dataset)
+    images, labels = data.parse_batch(tf.constant(_serialized(fixed_dataset, "test")), spec)
     by_label = {tuple(label): image for label, image in zip(labels.numpy(), images.numpy())}
-    got_images, got_labels = next(iter(data.make_dataset(spec, fixed_dataset, "test", 16, training=False)))
+    got_images, got_labels = next(iter(data.make_dataset(spec, "test", 16, training=False)))
     assert len(by_label) == len(got_labels) == 16  # the shards are interleaved: match records by label
     for image, label in zip(got_images.numpy(), got_labels.numpy()):
         np.testing.assert_array_equal(image, by_label[tuple(label)])

@@ -7,8 +7,8 @@ from keras.src.backend.tensorflow.rnn import _do_gru_arguments_support_cudnn
 from trainer_fixtures import CHARSET, fixed_dataset  # noqa: F401 (fixture)
 
 from trainer import data, decoding, losses, train
-from trainer import spec as spec_lib
 from trainer.models import MODELS, build
+from trainer.spec import DatasetSpec
 
 SHAPE = (64, 128, 3)
 CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres", "ctc_small")
@@ -104,8 +104,7 @@ LEARNING_CHECKED_BY_DEFAULT = ("cnn", "ctc_lite")
 @pytest.mark.parametrize("name", [n if n in LEARNING_CHECKED_BY_DEFAULT else pytest.param(n, marks=pytest.mark.slow)
                                   for n in sorted(MODELS)])
 def test_each_model_learns_a_fixed_batch(name, fixed_dataset):
-    spec = spec_lib.load_spec(fixed_dataset)
-    images, labels = next(iter(data.make_dataset(spec, fixed_dataset, "train", 8, training=False)))
+    images, labels = next(iter(data.make_dataset(DatasetSpec.load(fixed_dataset), "train", 8, training=False)))
     keras.utils.set_random_seed(0)
     model = train.compile_model(build(name, SHAPE, len(CHARSET), [4]), CHARSET, 1e-3)  # uint8 in, as trained
     losses_seen = [float(model.train_on_batch(images, labels)) for _ in range(25)]

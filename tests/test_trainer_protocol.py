@@ -7,19 +7,19 @@ import pytest
 from PIL import Image
 from trainer_fixtures import fixed_dataset  # noqa: F401 (fixture)
 
-from trainer import protocol, train
-from trainer import spec as spec_lib
+from trainer import protocol, report, train
 from trainer.errors import UserError
+from trainer.spec import DatasetSpec
 
 
 def test_direct_renders_follow_the_spec_and_the_seed(fixed_dataset):
-    spec = spec_lib.load_spec(fixed_dataset)
+    spec = DatasetSpec.load(fixed_dataset)
     pairs = protocol.render_direct(spec, 6, seed=7)
     assert pairs == protocol.render_direct(spec, 6, seed=7)
     assert pairs != protocol.render_direct(spec, 6, seed=8)
     for png, text in pairs:
         assert Image.open(io.BytesIO(png)).size == (128, 64)
-        assert len(text) in spec["label_lengths"] and set(text) <= set(spec["charset"])
+        assert len(text) in spec.label_lengths and set(text) <= set(spec.charset)
 
 
 @pytest.mark.parametrize("name", ["ctc_fullres"])
@@ -34,9 +34,11 @@ def test_measure_writes_a_complete_row(name, fixed_dataset, tmp_path):
     assert row["predict_images_per_s_b64"] > 0 and row["predict_images_per_s_b1"] > 0
     with open(os.path.join(model_dir, "protocol.json")) as f:
         assert json.load(f)["direct_examples"] == 8
-    line = protocol.markdown_row(row)
-    assert line.startswith("| %s |" % name) and line.count("|") == len(protocol.ROW_KEYS) + 1
-    assert protocol.HEADER.splitlines()[0].count("|") == len(protocol.ROW_KEYS) + 1
+    assert row["train_minutes"] == 30.0
+    header, _, line = report.markdown_table([row], protocol.ROW_KEYS).splitlines()
+    assert header == "| " + " | ".join(protocol.ROW_KEYS) + " |"
+    assert line.startswith("| %s | %.2fM |" % (name, row["params"] / 1e6)) and "| 30.0 |" in line
+    assert f"| {100 * row['test_captcha_acc']:.2f}% |" in line
 
 
 def test_measure_without_a_trained_model_or_captchas_is_a_clear_error(fixed_dataset, tmp_path):

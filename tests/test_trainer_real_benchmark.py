@@ -1,4 +1,5 @@
 """trainer.real_benchmark on a tiny folder of 'real' sets made here (the shared real sets are never used in tests)."""
+import csv
 import json
 import os
 
@@ -7,6 +8,7 @@ from captcha.image import ImageCaptcha
 
 from trainer import real_benchmark
 from trainer.errors import UserError
+from trainer.spec import DatasetSpec
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +45,14 @@ def test_a_folder_without_sets_is_a_clear_error(tmp_path):
         real_benchmark.find_sets(str(tmp_path))
 
 
+def test_disputed_labels_are_those_both_readers_read_alike_against_the_label():
+    labels, ours, theirs = ["ab12", "ba21", "1111", "2222"], ["ab12", "ba22", "1112", "2221"], ["ab12", "ba22", "1113",
+                                                                                               "2221"]
+    assert real_benchmark.disputed_labels(labels, ours, theirs) == [(1, "ba21", "ba22"), (3, "2222", "2221")]
+
+
 @pytest.mark.slow  # ~35 s: a Beam ingest, a training, an evaluation and an export; `pytest -m slow` runs it
-def test_benchmarks_a_set_end_to_end(real_root, tmp_path):
+def test_benchmarks_a_set_end_to_end(real_root, tmp_path, monkeypatch):
     rows = real_benchmark.run_benchmark(real_root, str(tmp_path), train_minutes=0.05, only=["named"], peers=False)
     [row] = rows
     assert row["set"] == "named" and row["images"] == 40 and 0 < row["test_images"] < 40
@@ -56,5 +64,15 @@ def test_benchmarks_a_set_end_to_end(real_root, tmp_path):
     assert config["model"] == "ctc_small" and config["input_height"] == 32 and config["time_budget"] == 3
     table = (tmp_path / "results.md").read_text()
     assert table.startswith("| set | images |") and "| named | 40 |" in table and table.rstrip().endswith("| - |")
+    # With a peer (a stand-in that reads every image as "ab12"): its accuracy, and the labels it and we dispute.
+    monkeypatch.setattr(real_benchmark, "ddddocr_read", lambda images: ["ab12"] * len(images))
+    [row] = real_benchmark.run_benchmark(real_root, str(tmp_path / "peer"), train_minutes=0.05, only=["named"])
+    with open(tmp_path / "peer" / "runs" / "named" / "disputed_labels.csv") as f:
+        disputed = list(csv.DictReader(f))
+    labels = [text for _, text in real_benchmark.test_images(DatasetSpec.load(
+        str(tmp_path / "peer" / "data" / "named")))]
+    assert row["ddddocr_captcha_acc"] == labels.count("ab12") / len(labels)
+    assert row["disputed_labels"] == len(disputed)
+    assert all(d["read_by_both"] == "ab12" != d["label"] == labels[int(d["test_record"])] for d in disputed)
     with pytest.raises(UserError, match="--sets nope not found"):
         real_benchmark.run_benchmark(real_root, str(tmp_path), 0.05, only=["nope"], peers=False)

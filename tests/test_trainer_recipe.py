@@ -7,15 +7,16 @@ import pytest
 from trainer_fixtures import CHARSET, _render, fixed_dataset  # noqa: F401 (fixture)
 
 from trainer import recipe, train
-from trainer import spec as spec_lib
 from trainer.errors import UserError
 from trainer.models import MODELS, build, input_size
+from trainer.spec import TRAINER_FEATURES, DatasetSpec, Split
 
 
 def _spec(height, width, train_records, lengths=(4,)):
-    return {"charset": CHARSET, "label_lengths": list(lengths),
-            "image": {"height": height, "width": width, "channels": 3},
-            "splits": {"train": {"num_records": train_records}, "val": {"num_records": train_records // 10}}}
+    return DatasetSpec(folder="data/x", identity="0123456789ab", charset=CHARSET, label_lengths=lengths,
+                       image_shape=(height, width, 3),
+                       splits={"train": Split(train_records, ()), "val": Split(train_records // 10, ())},
+                       preprocessing=None, features=TRAINER_FEATURES, num_files=None)
 
 
 @pytest.mark.parametrize("shape, height, expected", [
@@ -95,9 +96,9 @@ def test_a_ctc_reader_fine_tunes_on_images_of_another_size(auto_run, model, tmp_
     model_dir = str(tmp_path_factory.mktemp("tuned"))
     config = train.TrainConfig(model=model, data_dir=wider, model_dir=model_dir, init_from=auto_run, epochs=1,
                                steps_per_epoch=1, batch_size=8)
-    resolved = train.finetune.inherit(recipe.resolve(config, spec_lib.load_spec(wider)))
+    resolved = train.finetune.inherit(recipe.resolve(config, DatasetSpec.load(wider)))
     assert resolved.model == recipe.MODEL and resolved.input_height == recipe.INPUT_HEIGHT
-    model_built = train.build_model(resolved, spec_lib.load_spec(wider))
+    model_built = train.build_model(resolved, DatasetSpec.load(wider))
     assert model_built.input_shape == (None, 50, 200, 3)
     init = train.rundir.load_model(auto_run)
     for tuned, original in zip(model_built.get_weights(), init.get_weights()):

@@ -7,7 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from pipeline import sweep as pipeline_sweep
 from trainer import sweep
@@ -71,18 +74,27 @@ def test_sweep_trains_each_run_once_and_tabulates(root, tmp_path):
         for split in ("val", "test"):
             evaluated = json.loads((root / row["model_dir"] / f"eval_{split}.json").read_text())
             assert evaluated["num_examples"] == 4
-            assert float(row[f"{split}_captcha_acc"]) == evaluated["captcha_acc"]
+            assert float(row[f"{split}_captcha_acc"]) == evaluated["captcha_acc"]  # results.csv keeps full values
             assert float(row[f"{split}_char_acc"]) == evaluated["char_acc"]
-        assert float(row["train_images_per_s"]) > 0 and float(row["train_seconds"]) > 0
+        assert float(row["train_images_per_s"]) > 0 and float(row["train_minutes"]) > 0
         result = json.loads((root / row["model_dir"] / "result.json").read_text())
         assert result["config"]["data_dir"] == os.path.join(str(root), folder) and result["epochs_run"] == 1
     assert int(rows[0]["params"]) > 0 and rows[0]["params"] != rows[1]["params"]  # two different architectures
+    for row in rows:  # each run's settings and results in its TensorBoard folder, for the HParams tab
+        events = EventAccumulator(str(root / row["model_dir"] / "tensorboard"), size_guidance={"tensors": 0})
+        events.Reload()
+        session = plugin_data_pb2.HParamsPluginData.FromString(
+            events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content).session_start_info
+        assert session.hparams["model"].string_value == row["model"]
+        assert session.hparams["dataset.seed"].number_value == 1
+        assert tf.make_ndarray(events.Tensors("test_captcha_acc")[0].tensor_proto) == pytest.approx(
+            float(row["test_captcha_acc"]))
 
     table = (root / "results.md").read_text()
     assert table == summary["table"]
     lines = table.splitlines()
     assert lines[0] == ("| seed | model | val_captcha_acc | test_captcha_acc | val_char_acc | test_char_acc "
-                        "| params | train_images_per_s | train_seconds |")
+                        "| params | train_images_per_s | train_minutes |")
     assert len(lines) == 4 and lines[2].startswith("| 1 | cnn | ") and lines[3].startswith("| 1 | ctc | ")
     assert (root / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

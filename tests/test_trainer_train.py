@@ -1,6 +1,7 @@
 """End to end: train, resume, export, evaluate and predict on tiny pipeline datasets."""
 import csv
 import dataclasses
+import filecmp
 import json
 import os
 import shutil
@@ -17,9 +18,9 @@ from trainer_fixtures import (CHARSET, FakeTime, copy_dataset, fixed_dataset, tr
 from pipeline import ingest
 from trainer import callbacks as callbacks_lib
 from trainer import data, decoding, evaluation, export, inference, preprocess, train
-from trainer import spec as spec_lib
 from trainer.errors import UserError
 from trainer.models import MODELS
+from trainer.spec import DatasetSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,10 +37,10 @@ def _epochs_logged(model_dir):
 
 def _raw_images(data_dir, split, count):
     """The first `count` encoded PNGs and decoded uint8 images of a split."""
-    spec = spec_lib.load_spec(data_dir)
-    serialized = tf.stack(list(tf.data.TFRecordDataset(spec_lib.shard_paths(spec, data_dir, split)).take(count)))
+    spec = DatasetSpec.load(data_dir)
+    serialized = tf.stack(list(tf.data.TFRecordDataset(spec.shard_paths(split)).take(count)))
     encoded = tf.io.parse_example(serialized, {"image": tf.io.FixedLenFeature([], tf.string)})["image"]
-    images, _ = data.parse_batch(serialized, spec_lib.image_shape(spec), max(spec["label_lengths"]))
+    images, _ = data.parse_batch(serialized, spec)
     return encoded, images
 
 
@@ -55,7 +56,7 @@ def test_training_writes_all_outputs(name, trained):
         assert os.path.exists(os.path.join(model_dir, output)), output
     assert os.listdir(os.path.join(model_dir, "tensorboard"))
     assert not os.path.exists(os.path.join(model_dir, "backup"))  # deleted after a finished run
-    assert spec_lib.load_spec(model_dir) == spec_lib.load_spec(data_dir)
+    assert filecmp.cmp(os.path.join(model_dir, "spec.json"), os.path.join(data_dir, "spec.json"), shallow=False)
     with open(os.path.join(model_dir, "log.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
@@ -118,7 +119,8 @@ def test_predict_cli_reports_bad_images_and_reads_the_others(trained, tmp_path):
 def _dataset_with(data_dir, dst, **spec_changes):
     """A copy of a dataset folder whose spec.json has `spec_changes`."""
     copy = copy_dataset(data_dir, dst)
-    spec = spec_lib.load_spec(copy) | spec_changes
+    with open(os.path.join(copy, "spec.json")) as f:
+        spec = json.load(f) | spec_changes
     with open(os.path.join(copy, "spec.json"), "w") as f:
         json.dump(spec, f)
     return copy
@@ -211,7 +213,7 @@ def test_cnn_on_variable_length_labels_is_a_clear_error(variable_dataset, tmp_pa
 @pytest.mark.parametrize("name", ["ctc", "cnn"])
 def test_fine_tuning_starts_from_the_init_model(name, trained, fixed_dataset, tmp_path):
     init_dir, _ = trained[name]  # ctc: trained on labels of 4-6 characters, fine-tuned on 4
-    spec = spec_lib.load_spec(fixed_dataset)
+    spec = DatasetSpec.load(fixed_dataset)
     init = keras.models.load_model(os.path.join(init_dir, "best.keras"), compile=False)
     model = train.build_model(_config(name, fixed_dataset, tmp_path / "model", init_from=init_dir), spec)
     for got, expected in zip(model.get_weights(), init.get_weights(), strict=True):
@@ -273,7 +275,7 @@ def test_main_exits_non_zero_with_a_message_on_a_bad_data_dir(tmp_path):
 
 def test_clipnorm_clips_the_global_gradient_norm(fixed_dataset, tmp_path):
     config = _config("ctc_lite", fixed_dataset, tmp_path / "model", clipnorm=0.5)
-    model = train.build_model(config, spec_lib.load_spec(fixed_dataset))
+    model = train.build_model(config, DatasetSpec.load(fixed_dataset))
     assert model.optimizer.global_clipnorm == 0.5
     gradients = [tf.fill(w.shape, 10.0) for w in model.trainable_weights]
     clipped = model.optimizer._clip_gradients(gradients)
@@ -343,11 +345,11 @@ def test_overwrite_clears_only_the_run_files_first(trained, variable_dataset, tm
         os.makedirs(os.path.dirname(copy / name), exist_ok=True)
         (copy / name).write_text("x")
     config = _config("ctc", variable_dataset, copy, overwrite=True)
-    spec = spec_lib.load_spec(variable_dataset)
+    spec = DatasetSpec.load(variable_dataset)
     train.check_model_dir(config, spec)  # another model and dataset: nothing to refuse, it starts over
     train.prepare_model_dir(config, spec)
     assert sorted(os.listdir(copy)) == ["config.json", "notes.txt", "protocol.json", "spec.json"]
-    assert spec_lib.load_spec(str(copy)) == spec
+    assert DatasetSpec.load(str(copy)).difference(spec) is None
     with open(copy / "config.json") as f:
         assert json.load(f)["model"] == "ctc"
     with pytest.raises(UserError, match="--model_dir and --data_dir must differ"):
@@ -464,10 +466,10 @@ def test_saved_model_follows_the_preprocessing_of_its_spec(trained, tmp_path):
     preprocessing it reads odd-sized images as the model reads the pipeline's PNGs of them, and records as before."""
     model_dir, data_dir = trained["cnn"]
     model = keras.models.load_model(os.path.join(model_dir, "best.keras"), compile=False)
-    shape = spec_lib.image_shape(spec_lib.load_spec(model_dir))
-    preprocessing = spec_lib.load_spec(model_dir).get("preprocessing")
+    spec = DatasetSpec.load(model_dir)
+    shape = spec.image_shape
     odd = _odd_images()
-    pixels = tf.stack([preprocess.decode_image(image, shape, preprocessing) for image in odd])
+    pixels = tf.stack([preprocess.decode_image(image, shape, spec.preprocessing) for image in odd])
     texts, confidence = decoding.predict_text(model, pixels, CHARSET)
     out = inference.load_signature(model_dir)(images=tf.constant(odd))
     assert [t.decode() for t in out["text"].numpy()] == texts
@@ -488,3 +490,21 @@ def test_saved_model_follows_the_preprocessing_of_its_spec(trained, tmp_path):
     assert [t.decode() for t in out["text"].numpy()] == texts
     np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)
     assert signature(images=tf.constant([], tf.string))["text"].shape == (0,)
+
+
+def test_model_dir_on_another_filesystem_trains_evaluates_and_exports(fixed_dataset):
+    """model_dir is read and written through tf.io.gfile (Keras's callbacks through its own remote-path support), so a
+    gs:// model_dir works; TensorFlow's in-memory ram:// filesystem stands in for a bucket here."""
+    model_dir = "ram://runs/ctc_lite"
+    history = train.train_and_evaluate(_config("ctc_lite", fixed_dataset, model_dir, epochs=1, steps_per_epoch=1))
+    assert history.epoch == [0]
+    for name in ("best.keras", "spec.json", "config.json", "log.csv", "curves.png", "tensorboard", "saved_model"):
+        assert tf.io.gfile.exists(f"{model_dir}/{name}"), name
+    assert not tf.io.gfile.exists(f"{model_dir}/backup")  # a finished run
+    with pytest.raises(UserError, match="holds a finished run"):
+        train.train_and_evaluate(_config("ctc_lite", fixed_dataset, model_dir, epochs=1, steps_per_epoch=1))
+    result = evaluation.evaluate(model_dir, fixed_dataset, "test", batch_size=8)
+    assert json.loads(tf.io.gfile.GFile(f"{model_dir}/eval_test.json").read()) == json.loads(json.dumps(result))
+    assert tf.io.gfile.GFile(f"{model_dir}/eval_test_errors.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    encoded, _ = _raw_images(fixed_dataset, "test", 2)
+    assert len(inference.load_signature(model_dir)(images=encoded)["text"]) == 2

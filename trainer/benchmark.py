@@ -16,10 +16,10 @@ import keras
 import tensorflow as tf
 
 from trainer import data as data_lib
-from trainer import spec as spec_lib
 from trainer import train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.models import MODELS, build
+from trainer.spec import DatasetSpec
 
 flags.DEFINE_string("data_dir", None, "Dataset folder (spec.json + shards); its train split is read.")
 flags.DEFINE_integer("batch_size", 64, "Batch size for input and training.")
@@ -30,10 +30,10 @@ flags.mark_flag_as_required("data_dir")
 FLAGS = flags.FLAGS
 
 
-def raw_decode_rate(spec, data_dir, num_images):
+def raw_decode_rate(spec, num_images):
     """tf.io.decode_png of the split's image bytes, in chunks of 256 inside one tf.function, no tf.data."""
-    encoded = (tf.data.TFRecordDataset(spec_lib.shard_paths(spec, data_dir, "train"))
-               .map(lambda r: tf.io.parse_single_example(r, {"image": tf.io.FixedLenFeature([], tf.string)})["image"])
+    encoded = (tf.data.TFRecordDataset(spec.shard_paths("train"))
+               .map(lambda r: tf.io.parse_single_example(r, spec.parse_spec(("image",)))["image"])
                .take(num_images).batch(256))
     chunks = list(encoded)
     decode = tf.function(lambda b: tf.map_fn(tf.io.decode_png, b, fn_output_signature=tf.uint8,
@@ -44,9 +44,9 @@ def raw_decode_rate(spec, data_dir, num_images):
     return count / (time.perf_counter() - started)
 
 
-def input_rate(spec, data_dir, batch_size, num_images):
+def input_rate(spec, batch_size, num_images):
     """Images/s of make_dataset's training stream (read, shuffle, parse, decode, normalise, batch)."""
-    iterator = iter(data_lib.make_dataset(spec, data_dir, "train", batch_size, training=True))
+    iterator = iter(data_lib.make_dataset(spec, "train", batch_size, training=True))
     for _ in range(3):
         next(iterator)
     batches = num_images // batch_size
@@ -56,11 +56,11 @@ def input_rate(spec, data_dir, batch_size, num_images):
     return batches * batch_size / (time.perf_counter() - started)
 
 
-def train_rate(name, spec, data_dir, batch_size, steps):
+def train_rate(name, spec, batch_size, steps):
     """Images/s of Keras fit on batches already in memory, so only the model is timed."""
-    model = build(name, spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"])
-    train.compile_model(model, spec["charset"], 1e-3)
-    batches = data_lib.make_dataset(spec, data_dir, "train", batch_size, training=True).take(4).cache().repeat()
+    model = build(name, spec.image_shape, len(spec.charset), spec.label_lengths)
+    train.compile_model(model, spec.charset, 1e-3)
+    batches = data_lib.make_dataset(spec, "train", batch_size, training=True).take(4).cache().repeat()
     model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
     started = time.perf_counter()
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -77,19 +77,19 @@ def run(data_dir, batch_size, input_images, train_steps, models):
         if value < least:
             raise UserError(f"--{flag} must be at least {least}, got {value}")
     keras.utils.set_random_seed(0)
-    spec = spec_lib.load_spec(data_dir)
+    spec = DatasetSpec.load(data_dir)
     everything = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(everything)})  # (a) per core: this process on one core only
-    raw = raw_decode_rate(spec, data_dir, min(input_images, 4096))
-    one = input_rate(spec, data_dir, batch_size, input_images)
+    raw = raw_decode_rate(spec, min(input_images, 4096))
+    one = input_rate(spec, batch_size, input_images)
     os.sched_setaffinity(0, everything)
-    every = input_rate(spec, data_dir, batch_size, input_images)
+    every = input_rate(spec, batch_size, input_images)
     print("(a)  raw decode_png, 1 core:                   %8.0f images/s" % raw)
     print("(a)  make_dataset -> uint8 batches, 1 core:    %8.0f images/s  ratio to raw %.3f" % (one, one / raw))
     print("(a)  make_dataset, all %d cores:                %8.0f images/s  (%.0f per core)"
           % (len(everything), every, every / len(everything)))
     for name in models:
-        rate, params = train_rate(name, spec, data_dir, batch_size, train_steps)
+        rate, params = train_rate(name, spec, batch_size, train_steps)
         print("(b)  train %-4s (%.2fM params), batch %d:       %8.1f images/s" % (
             name, params / 1e6, batch_size, rate))
 

@@ -1,37 +1,46 @@
 """Keras callbacks for training: captcha metrics on the validation split, plus the standard set."""
 import csv
+import io
 import json
 import os
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from trainer import decoding, metrics, rundir
+from trainer import decoding, metrics, plots, rundir
 
 _CHUNK = 256  # validation examples per loss and decoding call
+GRID_SAMPLE = 256  # the validation images the TensorBoard grid picks its mispredictions from
+GRID_ERRORS = 16  # at most this many images in the grid
 
 
 class CaptchaMetrics(keras.callbacks.Callback):
-    """Adds val_loss, val_captcha_acc and val_char_acc (see trainer.metrics) to the epoch logs.
+    """Adds val_loss, val_captcha_acc and val_char_acc (see trainer.metrics) to the epoch logs; with `summary_dir`,
+    also writes a grid of the mispredicted images among the first GRID_SAMPLE to TensorBoard there, each epoch.
 
-    Must come before the callbacks that read those keys (checkpoint, early stopping, loggers).
+    Must come before the callbacks that read those keys (checkpoint, early stopping, loggers). The labels (and the
+    grid's images) are read once, at the first epoch end: the validation split does not change during a fit.
     """
 
-    def __init__(self, dataset, charset, decoder="greedy"):
+    def __init__(self, dataset, charset, decoder="greedy", summary_dir=None):
         super().__init__()
         self.dataset = dataset
         self.charset = charset
         self.decoder = decoder
+        self.summary_dir = summary_dir
+        self._labels = self._sample_images = self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         # predict, not predict_on_batch per batch: under a MirroredStrategy, Keras 3.15's predict_on_batch runs every
         # replica on the whole batch and returns all their outputs.
         probs = self.model.predict(self.dataset.map(lambda images, labels: images), verbose=0)
-        labels = np.concatenate([labels for _, labels in self.dataset.as_numpy_iterator()])
+        if self._labels is None:
+            self._read_labels()
         true_texts, pred_texts, loss_sum = [], [], 0.0
-        for start in range(0, len(labels), _CHUNK):
-            chunk_probs, chunk_labels = probs[start:start + _CHUNK], labels[start:start + _CHUNK]
+        for start in range(0, len(self._labels), _CHUNK):
+            chunk_probs, chunk_labels = probs[start:start + _CHUNK], self._labels[start:start + _CHUNK]
             loss = keras.ops.convert_to_numpy(self.model.loss(chunk_labels, chunk_probs))
             loss_sum += float(loss) * len(chunk_labels)
             ids, _ = decoding.decode(chunk_probs, self.charset, self.decoder)
@@ -41,6 +50,33 @@ class CaptchaMetrics(keras.callbacks.Callback):
         logs["val_loss"] = loss_sum / len(true_texts)
         logs["val_captcha_acc"] = result["captcha_acc"]
         logs["val_char_acc"] = result["char_acc"]
+        if self.summary_dir:
+            self._write_error_grid(epoch, true_texts[:GRID_SAMPLE], pred_texts[:GRID_SAMPLE])
+
+    def _read_labels(self):
+        labels, images = [], []
+        for batch_images, batch_labels in self.dataset.as_numpy_iterator():
+            labels.append(batch_labels)
+            if self.summary_dir and sum(map(len, images)) < GRID_SAMPLE:
+                images.append(batch_images)
+        self._labels = np.concatenate(labels)
+        self._sample_images = np.concatenate(images)[:GRID_SAMPLE] if images else None
+
+    def _write_error_grid(self, epoch, true_texts, pred_texts):
+        wrong = [i for i, (true, pred) in enumerate(zip(true_texts, pred_texts)) if true != pred][:GRID_ERRORS]
+        png = plots.errors_png(self._sample_images[wrong], [true_texts[i] for i in wrong],
+                               [pred_texts[i] for i in wrong])
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.summary_dir)
+        with self._writer.as_default():
+            tf.summary.image(f"mispredictions (first {GRID_SAMPLE} val images)", tf.io.decode_png(png)[None],
+                             step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class RestorePatience(keras.callbacks.Callback):
@@ -89,10 +125,10 @@ def plateau_state(values, mode, min_delta=0.0, reset_after=None):
 
 def _read_log(csv_path):
     """The rows of a CSVLogger file as dicts of strings; none if it does not exist."""
-    if not os.path.exists(csv_path):
+    if not tf.io.gfile.exists(csv_path):
         return []
-    with open(csv_path, newline="") as f:
-        return list(csv.DictReader(f))
+    with tf.io.gfile.GFile(csv_path) as f:
+        return list(csv.DictReader(io.StringIO(f.read())))
 
 
 def best_logged(csv_path, key):
@@ -124,6 +160,22 @@ class TrainThroughput(keras.callbacks.Callback):
         return self.steps * self.batch_size / self.seconds if self.steps > 0 else None
 
 
+class StepRate(keras.callbacks.Callback):
+    """Adds steps_per_second to the epoch logs (so to log.csv and TensorBoard): the epoch's train steps over the time
+    from its start to its last step's end (the first epoch's includes graph tracing), validation left out."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started, self._steps, self._last = time.perf_counter(), 0, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._steps:
+            logs["steps_per_second"] = self._steps / max(self._last - self._started, 1e-9)
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops training once `seconds` of training have passed; the epoch in progress is still validated.
 
@@ -139,8 +191,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._before = 0.0  # seconds spent by the run this fit resumes
-        if self.state_path and os.path.exists(self.state_path):
-            with open(self.state_path) as f:
+        if self.state_path and tf.io.gfile.exists(self.state_path):
+            with tf.io.gfile.GFile(self.state_path) as f:
                 self._before = json.load(f)["elapsed_seconds"]
         self._started = time.monotonic()
 
@@ -153,10 +205,10 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.state_path:
-            os.makedirs(os.path.dirname(self.state_path), exist_ok=True)
-            with open(self.state_path + ".tmp", "w") as f:
+            tf.io.gfile.makedirs(os.path.dirname(self.state_path))
+            with tf.io.gfile.GFile(self.state_path + ".tmp", "w") as f:
                 json.dump({"elapsed_seconds": self.elapsed_fraction() * self.seconds}, f)
-            os.replace(self.state_path + ".tmp", self.state_path)  # a kill mid-write leaves the previous epoch's
+            tf.io.gfile.rename(self.state_path + ".tmp", self.state_path, overwrite=True)  # a kill mid-write leaves the previous epoch's
 
 
 def cosine_decay(peak, steps, warmup=0.0):
@@ -186,8 +238,19 @@ class CosineSchedule(keras.callbacks.Callback):
         logs["learning_rate"] = float(self.model.optimizer.learning_rate)  # as ReduceLROnPlateau logs it
 
 
+class CSVLogger(keras.callbacks.CSVLogger):
+    """Keras's CSVLogger, able to close its log on any filesystem: Keras 3.15 opens a gs:// (or other remote) path
+    with tf.io.gfile.GFile, then asks the file for `closed`, which GFile lacks."""
+
+    def on_train_end(self, logs=None):
+        if self.csv_file:
+            self.csv_file.close()
+        self.csv_file = self.writer = None
+
+
 def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedule=None):
-    """val_metrics first, then checkpoint of the best val_captcha_acc, early stopping, LR decay, logs, backup.
+    """val_metrics first, then checkpoint of the best val_captcha_acc, early stopping, LR decay, step rate, logs,
+    backup.
 
     `lr_schedule`: a callback that sets the learning rate (CosineSchedule) in place of ReduceLROnPlateau.
 
@@ -197,7 +260,7 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
     """
     backup_dir = os.path.join(model_dir, rundir.BACKUP_DIR)
     csv_path = os.path.join(model_dir, "log.csv")
-    resuming = os.path.isdir(backup_dir)
+    resuming = tf.io.gfile.isdir(backup_dir)
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_captcha_acc", mode="max", patience=patience)
     # Replaces the seed's manual second stage at 1e-4: divide by 10 when val_loss stalls.
     reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min", factor=0.1, patience=lr_patience,
@@ -211,7 +274,8 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
         RestorePatience(csv_path, [early_stopping] if lr_schedule else [early_stopping, reduce_lr]),
         early_stopping,
         lr_schedule or reduce_lr,
-        keras.callbacks.CSVLogger(csv_path, append=resuming),
+        StepRate(),
+        CSVLogger(csv_path, append=resuming),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]

@@ -1,5 +1,6 @@
 """The tf.data input pipeline: a split's TFRecord shards -> batches of (uint8 images, int32 labels).
 
+Records are parsed by the schema of the dataset's spec.json ("features", trainer.spec.DatasetSpec.parse_spec).
 Images stay uint8 up to the model, which scales them to [0, 1] itself (trainer.models.build): a batch crosses to
 the accelerator at a quarter of float32's bytes. Labels are the charset indices of each character, padded with PAD
 (-1) to the spec's longest label length. Keras 3 `fit` takes these datasets on every backend; under JAX or PyTorch,
@@ -7,22 +8,16 @@ TensorFlow is kept off the GPUs, which belong to the backend (tf.data runs on th
 """
 import contextlib
 import functools
-import os
 
 import keras
 import tensorflow as tf
 
 from trainer import augment as augment_lib
-from trainer import spec as spec_lib
 from trainer.decoding import PAD
 from trainer.errors import UserError
 
 if keras.backend.backend() != "tensorflow":
     tf.config.set_visible_devices([], "GPU")
-_FEATURES = {
-    "image": tf.io.FixedLenFeature([], tf.string),
-    "label": tf.io.VarLenFeature(tf.int64),
-}
 # Records decoded per parse_example call when filling the in-memory cache.
 _CACHE_PARSE_BATCH = 256
 
@@ -40,9 +35,11 @@ def augment_uint8(images):
     return tf.saturate_cast(tf.round(jittered * 255.0), tf.uint8)
 
 
-def parse_batch(serialized, image_shape, max_label_length):
-    """A batch of serialized tf.train.Examples -> (uint8 images [B, H, W, C], int32 labels [B, max_label_length])."""
-    features = tf.io.parse_example(serialized, _FEATURES)
+def parse_batch(serialized, spec):
+    """A batch of serialized tf.train.Examples, parsed by the schema of `spec` (a trainer.spec.DatasetSpec) -> (uint8
+    images [B, H, W, C], int32 labels [B, spec.max_label_length])."""
+    image_shape, max_label_length = spec.image_shape, spec.max_label_length
+    features = tf.io.parse_example(serialized, spec.parse_spec())
     images = tf.map_fn(lambda b: decode_image(b, image_shape), features["image"],
                        fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))  # 10 decodes in parallel in graphs
     labels = tf.cast(tf.sparse.to_dense(features["label"], default_value=PAD), tf.int32)
@@ -50,18 +47,17 @@ def parse_batch(serialized, image_shape, max_label_length):
     return images, tf.ensure_shape(labels, [None, max_label_length])
 
 
-def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, shuffle_buffer=10_000, seed=None,
+def make_dataset(spec, split, batch_size, *, training, cache=False, shuffle_buffer=10_000, seed=None,
                  augment=False):
-    """Batches of (images, labels) from `split`; endless and shuffled when `training`, one ordered pass otherwise.
+    """Batches of (images, labels) from `split` of `spec` (a trainer.spec.DatasetSpec); endless and shuffled when
+    `training`, one ordered pass otherwise.
 
     With `augment`, every image is randomly jittered each time it is read (trainer.augment); labels are unchanged.
     """
-    files = spec_lib.shard_paths(spec, data_dir, split)
-    if spec_lib.num_records(spec, split) == 0 or not files:
-        raise UserError(f"split {split!r} of {data_dir} has no records")
-    image_shape = spec_lib.image_shape(spec)
-    max_label_length = max(spec["label_lengths"])
-    parse = functools.partial(parse_batch, image_shape=image_shape, max_label_length=max_label_length)
+    files = spec.shard_paths(split)
+    if spec.num_records(split) == 0 or not files:
+        raise UserError(f"split {split!r} of {spec.folder} has no records")
+    parse = functools.partial(parse_batch, spec=spec)
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
@@ -70,12 +66,12 @@ def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, sh
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
                        num_parallel_calls=tf.data.AUTOTUNE)
     if not training:  # one pass: a shard that lost records fails it at its end (naming_bad_shards names the shard)
-        ds = ds.apply(tf.data.experimental.assert_cardinality(spec_lib.num_records(spec, split)))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(spec.num_records(split)))
     if cache:
         # Decode once, keep uint8 images in memory (4x smaller than float32); unbatch so shuffling mixes records.
         ds = ds.batch(_CACHE_PARSE_BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
     if training:
-        ds = ds.shuffle(min(shuffle_buffer, spec_lib.num_records(spec, split)), seed=seed)  # records, not batches
+        ds = ds.shuffle(min(shuffle_buffer, spec.num_records(split)), seed=seed)  # records, not batches
         ds = ds.repeat()  # endless: fit's steps_per_epoch defines an epoch, batches never straddle a short tail
     # Batch before parsing: parse_example on a batch is several times faster than per record.
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE)
@@ -89,28 +85,27 @@ def make_dataset(spec, data_dir, split, batch_size, *, training, cache=False, sh
     return ds.with_options(options)
 
 
-def find_bad_shard(spec, data_dir, splits):
+def find_bad_shard(spec, splits):
     """Reads and decodes every record of `splits`; returns a one-line description of the first shard that cannot be
     read, holds a record that does not decode, or holds another number of records than spec.json lists; else None."""
-    image_shape, max_label_length = spec_lib.image_shape(spec), max(spec["label_lengths"])
     for split in splits:
-        for shard in spec_lib.shards(spec, split):
-            name, count = f"shard {shard['file']} of {data_dir}", 0
+        for shard, path in zip(spec.shards(split), spec.shard_paths(split)):
+            name, count = f"shard {shard.file} of {spec.folder}", 0
             try:
-                for batch in tf.data.TFRecordDataset(os.path.join(data_dir, shard["file"])).batch(_CACHE_PARSE_BATCH):
+                for batch in tf.data.TFRecordDataset(path).batch(_CACHE_PARSE_BATCH):
                     try:
-                        parse_batch(batch, image_shape, max_label_length)
+                        parse_batch(batch, spec)
                     except tf.errors.InvalidArgumentError:
                         for i, record in enumerate(batch):  # which record
                             try:
-                                parse_batch(record[None], image_shape, max_label_length)
+                                parse_batch(record[None], spec)
                             except tf.errors.InvalidArgumentError as e:
                                 return f"record {count + i} of {name} does not decode: {first_line(e)}"
                     count += len(batch)
             except (tf.errors.DataLossError, tf.errors.NotFoundError) as e:
                 return f"cannot read {name} after record {count}: {first_line(e)}"
-            if count != shard["num_records"]:
-                return f"{name} holds {count} records, spec.json lists {shard['num_records']}"
+            if count != shard.num_records:
+                return f"{name} holds {count} records, spec.json lists {shard.num_records}"
     return None
 
 
@@ -122,14 +117,14 @@ def first_line(error):
 
 
 @contextlib.contextmanager
-def naming_bad_shards(spec, data_dir, splits):
+def naming_bad_shards(spec, splits):
     """Turns an error met while reading `splits` (a corrupt, missing or shortened shard, a record that does not
     decode) into a one-line UserError naming the shard; errors the shards do not explain pass unchanged."""
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
             tf.errors.FailedPreconditionError) as e:
-        problem = find_bad_shard(spec, data_dir, splits)
+        problem = find_bad_shard(spec, splits)
         if problem is None:
             raise
         raise UserError(f"{problem}: the dataset changed after the pipeline wrote it; render it again") from e

@@ -6,11 +6,12 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 import tqdm
 
 from trainer import data, decoding, metrics, plots, rundir
-from trainer import spec as spec_lib
 from trainer.errors import UserError
+from trainer.spec import DatasetSpec
 
 
 def evaluate(model_dir, data_dir, split="test", batch_size=64, decoder=None, verify_shards=True,
@@ -24,21 +25,21 @@ def evaluate(model_dir, data_dir, split="test", batch_size=64, decoder=None, ver
     if batch_size < 1:
         raise UserError(f"batch_size must be at least 1, got {batch_size}")
     model = rundir.load_model(model_dir)
-    model_spec = spec_lib.load_spec(model_dir)
-    data_spec = spec_lib.load_spec(data_dir)
-    spec_lib.check_same_task(model_spec, data_spec, model_dir)
-    charset = data_spec["charset"]
+    model_spec = DatasetSpec.load(model_dir)
+    data_spec = DatasetSpec.load(data_dir)
+    model_spec.check_same_task(data_spec, model_dir)
+    charset = data_spec.charset
     if not decoding.is_ctc(model.output_shape[-1], charset):
-        spec_lib.check_label_lengths(model.name, model_spec, data_spec, model_dir)
+        model_spec.check_label_lengths(model.name, data_spec, model_dir)
     if verify_shards:
-        spec_lib.verify_shards(data_spec, data_dir, [split])
+        data_spec.verify_shards([split])
     if decoder is None:
         decoder = rundir.read_config(model_dir)["decoder"]
 
-    dataset = data.make_dataset(data_spec, data_dir, split, batch_size, training=False)
+    dataset = data.make_dataset(data_spec, split, batch_size, training=False)
     true_texts, pred_texts, error_images, error_true, error_pred = [], [], [], [], []
-    total = -(-spec_lib.num_records(data_spec, split) // batch_size)
-    with data.naming_bad_shards(data_spec, data_dir, [split]):
+    total = -(-data_spec.num_records(split) // batch_size)
+    with data.naming_bad_shards(data_spec, [split]):
         for images, labels in tqdm.tqdm(dataset.as_numpy_iterator(), total=total, desc=f"evaluate {split}",
                                         unit="batch"):
             predicted, _ = decoding.predict_text(model, images, charset, decoder)
@@ -53,7 +54,7 @@ def evaluate(model_dir, data_dir, split="test", batch_size=64, decoder=None, ver
 
     result = metrics.compute_metrics(true_texts, pred_texts)
     result.update(split=split, data_dir=data_dir, decoder=decoder)
-    with open(os.path.join(model_dir, f"eval_{split}.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(model_dir, f"eval_{split}.json"), "w") as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
     plots.plot_errors(np.array(error_images), error_true, error_pred,
                       os.path.join(model_dir, f"eval_{split}_errors.png"))

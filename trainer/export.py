@@ -24,8 +24,8 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from trainer import decoding, inference, preprocess, rundir
-from trainer import spec as spec_lib
 from trainer.errors import UserError, exit_on_user_error
+from trainer.spec import DatasetSpec
 
 
 def export_saved_model(model, charset, path, decoder="greedy", preprocessing=None):
@@ -66,9 +66,9 @@ def export_run(model_dir):
         raise UserError(f"the SavedModel export needs the tensorflow Keras backend, not {keras.backend.backend()}: "
                         f"run KERAS_BACKEND=tensorflow python -m trainer.export --model_dir={model_dir}")
     model = rundir.load_model(model_dir)
-    spec = spec_lib.load_spec(model_dir)
-    export_saved_model(model, spec["charset"], os.path.join(model_dir, inference.SAVED_MODEL),
-                       rundir.read_config(model_dir)["decoder"], spec.get("preprocessing"))
+    spec = DatasetSpec.load(model_dir)
+    export_saved_model(model, spec.charset, os.path.join(model_dir, inference.SAVED_MODEL),
+                       rundir.read_config(model_dir)["decoder"], spec.preprocessing)
 
 
 def export_under_tensorflow(model_dir):

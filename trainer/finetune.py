@@ -12,29 +12,30 @@ import dataclasses
 import os
 
 import keras
+import tensorflow as tf
 
 from trainer import decoding, rundir
-from trainer import spec as spec_lib
 from trainer.errors import UserError
+from trainer.spec import DatasetSpec
 
 
 def init_weights(init_dir, model_name, spec):
     """The weights (list of numpy arrays) of init_dir's best.keras; UserError unless they fit `model_name` on `spec`."""
     rundir.check_trained(init_dir, "--init_from")
-    init_spec = spec_lib.load_spec(init_dir)
-    spec_lib.check_same_task(init_spec, spec, init_dir, same_shape=False)
+    init_spec = DatasetSpec.load(init_dir)
+    init_spec.check_same_task(spec, init_dir, same_shape=False)
     model_path = os.path.join(init_dir, "best.keras")
-    if not os.path.exists(model_path):
+    if not tf.io.gfile.exists(model_path):
         raise UserError(f"{model_path} not found: --init_from needs a model_dir written by trainer.main")
     init_name = rundir.read_config(init_dir)["model"]
     if init_name != model_name:
         raise UserError(f"architecture mismatch: {init_dir} holds a {init_name!r} model, not {model_name!r}; "
                         f"use --model={init_name}")
     model = keras.models.load_model(model_path, compile=False)
-    if not decoding.is_ctc(model.output_shape[-1], spec["charset"]) and \
-            sorted(init_spec["label_lengths"]) != sorted(spec["label_lengths"]):
+    if not decoding.is_ctc(model.output_shape[-1], spec.charset) and \
+            sorted(init_spec.label_lengths) != sorted(spec.label_lengths):
         raise UserError(f"label length mismatch: the {init_name!r} model in {init_dir} reads labels of length "
-                        f"{init_spec['label_lengths']}, the dataset has {spec['label_lengths']}; "
+                        f"{list(init_spec.label_lengths)}, the dataset has {list(spec.label_lengths)}; "
                         "only a ctc model can change label lengths")
     return model.get_weights()
 

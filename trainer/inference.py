@@ -10,7 +10,7 @@ SAVED_MODEL = "saved_model"
 
 def load_signature(model_dir):
     """The serving signature of model_dir/saved_model: images (tf.string [N]) -> {text, confidence}."""
-    if not os.path.exists(model_dir):
+    if not tf.io.gfile.exists(model_dir):
         raise UserError(f"--model_dir {model_dir} does not exist")
     path = os.path.join(model_dir, SAVED_MODEL)
     if not tf.saved_model.contains_saved_model(path):

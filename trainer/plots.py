@@ -1,35 +1,39 @@
-"""PNG figures (matplotlib, Agg backend): training curves and a grid of mispredicted captchas."""
+"""PNG figures (matplotlib's Figure API: no pyplot, no global backend): training curves, mispredicted captchas."""
 import csv
+import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+import tensorflow as tf
+from matplotlib.figure import Figure  # savefig renders PNG with Agg, no GUI backend involved
 
 
 def plot_history(csv_path, png_path):
-    """Plots every column of a CSVLogger file against the epoch: losses, accuracies, learning rate."""
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    """Plots every column of a CSVLogger file against the epoch: losses, accuracies, learning rate, step rate."""
+    with tf.io.gfile.GFile(csv_path) as f:
+        rows = list(csv.DictReader(io.StringIO(f.read())))
     epochs = [int(r["epoch"]) + 1 for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig = Figure(figsize=(20, 4))
+    axes = fig.subplots(1, 4)
     for key in (rows[0] if rows else {}):
         if key != "epoch":
-            ax = axes[0] if "loss" in key else axes[1] if "acc" in key else axes[2]
-            ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
-    for ax, title in zip(axes, ("loss", "accuracy", "learning rate")):
+            ax = (axes[0] if "loss" in key else axes[1] if "acc" in key else axes[2] if "learning_rate" in key
+                  else axes[3])
+            ax.plot(epochs, [float(r[key]) if r[key] else float("nan") for r in rows], marker="o", label=key)
+    for ax, title in zip(axes, ("loss", "accuracy", "learning rate", "train steps per second")):
         ax.set(xlabel="epoch", title=title)
         if ax.lines:
             ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    with tf.io.gfile.GFile(png_path, "wb") as f:
+        f.write(png.getvalue())
 
 
-def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
-    """Saves a grid of images (uint8, HWC) titled 'true -> predicted'; nothing to plot -> empty figure."""
+def errors_png(images, true_texts, pred_texts, columns=4):
+    """PNG bytes: a grid of images (uint8, HWC) titled 'true -> predicted'; nothing to plot -> an empty figure."""
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 1.8 * rows), squeeze=False)
+    fig = Figure(figsize=(3 * columns, 1.8 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, true, pred in zip(axes.flat, images, true_texts, pred_texts):
@@ -38,5 +42,12 @@ def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
     if not len(images):
         fig.suptitle("no mispredictions")
     fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    return png.getvalue()
+
+
+def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
+    """Saves errors_png's grid to `png_path`."""
+    with tf.io.gfile.GFile(png_path, "wb") as f:
+        f.write(errors_png(images, true_texts, pred_texts, columns))

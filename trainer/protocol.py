@@ -18,9 +18,9 @@ import captcha.image
 import tensorflow as tf
 from absl import app, flags
 
-from trainer import callbacks, evaluation, inference, macs, metrics, rundir, train, train_flags
-from trainer import spec as spec_lib
+from trainer import evaluation, inference, macs, metrics, report, rundir, train_flags
 from trainer.errors import UserError, exit_on_user_error
+from trainer.spec import DatasetSpec
 
 train_flags.define()
 flags.DEFINE_bool("train", True, "Train first (--notrain measures an existing --model_dir).")
@@ -35,10 +35,11 @@ def render_direct(spec, count, seed):
     """`count` (PNG bytes, text) pairs from ImageCaptcha.generate_image with the dataset's charset, lengths
     and size, labels and images drawn from `random` seeded with `seed` (disjoint from any dataset record)."""
     random.seed(seed)
-    generator = captcha.image.ImageCaptcha(width=spec["image"]["width"], height=spec["image"]["height"])
+    height, width, _ = spec.image_shape
+    generator = captcha.image.ImageCaptcha(width=width, height=height)
     pairs = []
     for _ in range(count):
-        text = "".join(random.choice(spec["charset"]) for _ in range(random.choice(spec["label_lengths"])))
+        text = "".join(random.choice(spec.charset) for _ in range(random.choice(spec.label_lengths)))
         out = io.BytesIO()
         generator.generate_image(text).save(out, format="PNG")
         pairs.append((out.getvalue(), text))
@@ -65,57 +66,41 @@ def prediction_rate(signature, png, batch_size, seconds=5.0):
     return calls * batch_size / (time.perf_counter() - started)
 
 
-def measure(model_dir, data_dir, train_images_per_s, train_seconds, direct_count=2000, direct_seed=20261125,
+def measure(model_dir, data_dir, train_images_per_s, train_minutes, direct_count=2000, direct_seed=20261125,
             timing_seconds=5.0):
     """Evaluates a trained model_dir; returns the protocol row (dict of ROW_KEYS) and writes protocol.json."""
     if direct_count < 1:
         raise UserError(f"--direct_count must be at least 1, got {direct_count}")
     model = rundir.load_model(model_dir)
     model_path = os.path.join(model_dir, rundir.BEST_MODEL)
-    spec = spec_lib.load_spec(data_dir)
+    spec = DatasetSpec.load(data_dir)
     test = evaluation.evaluate(model_dir, data_dir, "test")
     signature = inference.load_signature(model_dir)
     pairs = render_direct(spec, direct_count, direct_seed)
     row = {
         "model": model.name, "params": model.count_params(),
         "file_mb": os.path.getsize(model_path) / 1e6, "mmacs": macs.count(model) / 1e6,
-        "train_images_per_s": train_images_per_s, "train_minutes": train_seconds and train_seconds / 60,
+        "train_images_per_s": train_images_per_s, "train_minutes": train_minutes,
         "test_captcha_acc": test["captcha_acc"], "test_char_acc": test["char_acc"],
         "direct_captcha_acc": direct_accuracy(signature, pairs),
         "predict_images_per_s_b1": prediction_rate(signature, pairs[0][0], 1, timing_seconds),
         "predict_images_per_s_b64": prediction_rate(signature, pairs[0][0], 64, timing_seconds),
     }
-    with open(os.path.join(model_dir, "protocol.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "protocol.json"), "w") as f:
         json.dump(dict(row, test_examples=test["num_examples"], direct_examples=direct_count), f, indent=2)
     return row
-
-
-def markdown_row(row):
-    return ("| %s | %.2fM | %.1f MB | %.0fM | %s | %s | %.2f%% | %.2f%% | %.2f%% | %.0f | %.0f |" % (
-        row["model"], row["params"] / 1e6, row["file_mb"], row["mmacs"],
-        "%.0f" % row["train_images_per_s"] if row["train_images_per_s"] else "n/a",
-        "%.1f" % row["train_minutes"] if row["train_minutes"] else "n/a", 100 * row["test_captcha_acc"], 100 * row["test_char_acc"],
-        100 * row["direct_captcha_acc"], row["predict_images_per_s_b1"], row["predict_images_per_s_b64"]))
-
-
-HEADER = ("| model | params | file | MACs/image | train images/s | train min | test captcha acc | test char acc "
-          "| direct captcha acc | predict/s b=1 | predict/s b=64 |\n|" + " --- |" * len(ROW_KEYS))
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = train_flags.train_config()
-    rate = seconds = None
+    rate = minutes = None
     with exit_on_user_error():
         if FLAGS.train:
-            throughput = callbacks.TrainThroughput(config.batch_size)
-            started = time.perf_counter()
-            train.train_and_evaluate(config, extra_callbacks=[throughput])
-            rate, seconds = throughput.images_per_second(), time.perf_counter() - started
-        row = measure(config.model_dir, config.data_dir, rate, seconds, FLAGS.direct_count)
-    print(HEADER)
-    print(markdown_row(row))
+            _, rate, minutes = report.train_timed(config)
+        row = measure(config.model_dir, config.data_dir, rate, minutes, FLAGS.direct_count)
+    print(report.markdown_table([row], ROW_KEYS), end="")
 
 
 def run():

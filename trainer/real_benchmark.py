@@ -8,26 +8,29 @@ else from each file name up to its first `_` or `.` (--label_regex). Labels are 
 (pipeline `--case_insensitive`), and so is ddddocr. Prints one Markdown table and writes it, with one JSON row
 per set, into OUTPUT_ROOT/results.md and results.json; each set's misreads are in
 OUTPUT_ROOT/runs/SET/eval_test.json and eval_test_errors.png. ddddocr is optional (`pip install -e '.[peers]'`).
+With it, `disputed_labels` counts the test images that our exported reader and ddddocr read alike but not as
+labelled (listed in OUTPUT_ROOT/runs/SET/disputed_labels.csv): likely wrong labels, which no reader can match.
 """
+import csv
 import importlib.util
 import json
 import os
 import subprocess
 import sys
-import time
 
 import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import evaluation, metrics, train
-from trainer import spec as spec_lib
+from trainer import evaluation, inference, metrics, report, train
 from trainer.errors import UserError, exit_on_user_error
+from trainer.spec import DatasetSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 LABEL_FILES = ("labels.csv", "labels.tsv", "labels.txt")
 DEFAULT_LABEL_REGEX = r"^([^_.]+)"
-COLUMNS = ("set", "images", "test_images", "captcha_acc", "char_acc", "train_minutes", "ddddocr_captcha_acc")
+COLUMNS = ("set", "images", "test_images", "captcha_acc", "char_acc", "train_minutes", "ddddocr_captcha_acc",
+           "disputed_labels")
 
 FLAGS = flags.FLAGS
 
@@ -70,10 +73,10 @@ def ingest(input_args, data_dir, label_regex):
         raise UserError(f"ingest of {input_args[0]} failed: {done.stderr.strip().splitlines()[-1]}")
 
 
-def test_images(spec, data_dir):
+def test_images(spec):
     """[(encoded image bytes, label)] of the test split, in record order."""
-    features = {"image": tf.io.FixedLenFeature([], tf.string), "text": tf.io.FixedLenFeature([], tf.string)}
-    records = tf.data.TFRecordDataset(spec_lib.shard_paths(spec, data_dir, "test"))
+    features = spec.parse_spec(("image", "text"))
+    records = tf.data.TFRecordDataset(spec.shard_paths("test"))
     return [(r["image"].numpy(), r["text"].numpy().decode())
             for r in records.map(lambda x: tf.io.parse_single_example(x, features))]
 
@@ -82,45 +85,60 @@ def ddddocr_installed():
     return importlib.util.find_spec("ddddocr") is not None
 
 
-def ddddocr_accuracy(pairs):
-    """ddddocr's case-insensitive whole-captcha accuracy on (image bytes, label) pairs; None if not installed."""
+def ddddocr_read(images):
+    """ddddocr's lower-cased reading of each encoded image; None if it is not installed."""
     if not ddddocr_installed():
         return None
     import ddddocr  # noqa: PLC0415 (an optional peer, imported only when measured)
     reader = ddddocr.DdddOcr(show_ad=False)
-    predicted = [reader.classification(image).lower() for image, _ in pairs]
-    return metrics.compute_metrics([label.lower() for _, label in pairs], predicted)["captcha_acc"]
+    return [reader.classification(image).lower() for image in images]
+
+
+def saved_model_read(model_dir, images, batch_size=64):
+    """The run's exported SavedModel's reading of each encoded image (what a user's server would answer)."""
+    signature = inference.load_signature(model_dir)
+    texts = []
+    for start in range(0, len(images), batch_size):
+        out = signature(images=tf.constant(images[start:start + batch_size]))
+        texts += [text.decode() for text in out["text"].numpy()]
+    return texts
+
+
+def disputed_labels(labels, ours, theirs):
+    """[(record, label, reading)] where our reading and ddddocr's agree with each other but not with the label: two
+    independent readers against one label, most likely a wrong label (check the image)."""
+    return [(i, label, read) for i, (label, read, other) in enumerate(zip(labels, ours, theirs))
+            if read != label and read == other]
 
 
 def benchmark_set(name, input_args, output_root, train_minutes, label_regex, peers):
-    """Ingests, trains and evaluates one set; returns its result row."""
+    """Ingests, trains and evaluates one set, reads its test images with ddddocr and lists the labels both readers
+    dispute (OUTPUT_ROOT/runs/SET/disputed_labels.csv); returns its result row."""
     data_dir = os.path.join(output_root, "data", name)
     model_dir = os.path.join(output_root, "runs", name)
     ingest(input_args, data_dir, label_regex)
-    spec = spec_lib.load_spec(data_dir)
+    spec = DatasetSpec.load(data_dir)
     keras.backend.clear_session()
-    started = time.monotonic()
-    train.train_and_evaluate(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=model_dir,
-                                               time_budget=train_minutes * 60, seed=0, overwrite=True))
-    minutes = (time.monotonic() - started) / 60
+    _, _, minutes = report.train_timed(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=model_dir,
+                                                         time_budget=train_minutes * 60, seed=0, overwrite=True))
     result = evaluation.evaluate(model_dir, data_dir, "test")
-    return {"set": name, "images": spec["num_files"], "test_images": result["num_examples"],
-            "captcha_acc": result["captcha_acc"], "char_acc": result["char_acc"], "train_minutes": minutes,
-            "ddddocr_captcha_acc": ddddocr_accuracy(test_images(spec, data_dir)) if peers else None}
-
-
-def markdown(rows):
-    """The result rows as a Markdown table; accuracies in percent, '-' where not measured."""
-    def cell(key, value):
-        if value is None:
-            return "-"
-        if key.endswith("acc"):
-            return f"{100 * value:.2f}%"
-        return f"{value:.1f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(k, row[k]) for k in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines)
+    row = {"set": name, "images": spec.num_files, "test_images": result["num_examples"],
+           "captcha_acc": result["captcha_acc"], "char_acc": result["char_acc"], "train_minutes": minutes,
+           "ddddocr_captcha_acc": None, "disputed_labels": None}
+    theirs = None
+    if peers:
+        images, labels = zip(*test_images(spec))
+        theirs = ddddocr_read(images)
+    if theirs is not None:
+        labels = [label.lower() for label in labels]
+        row["ddddocr_captcha_acc"] = metrics.compute_metrics(labels, theirs)["captcha_acc"]
+        disputed = disputed_labels(labels, saved_model_read(model_dir, list(images)), theirs)
+        row["disputed_labels"] = len(disputed)
+        with tf.io.gfile.GFile(os.path.join(model_dir, "disputed_labels.csv"), "w") as f:
+            writer = csv.writer(f)
+            writer.writerow(["test_record", "label", "read_by_both"])
+            writer.writerows(disputed)
+    return row
 
 
 def run_benchmark(real_root, output_root, train_minutes, label_regex=DEFAULT_LABEL_REGEX, only=None, peers=True):
@@ -135,10 +153,10 @@ def run_benchmark(real_root, output_root, train_minutes, label_regex=DEFAULT_LAB
             continue
         logging.info("benchmarking %s", name)
         rows.append(benchmark_set(name, input_args, output_root, train_minutes, label_regex, peers))
-        with open(os.path.join(output_root, "results.json"), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(output_root, "results.json"), "w") as f:
             json.dump(rows, f, indent=2)
-    with open(os.path.join(output_root, "results.md"), "w") as f:
-        f.write(markdown(rows) + "\n")
+    with tf.io.gfile.GFile(os.path.join(output_root, "results.md"), "w") as f:
+        f.write(report.markdown_table(rows, COLUMNS))
     return rows
 
 
@@ -150,7 +168,7 @@ def main(argv):
             print("ddddocr not installed: its column is skipped (pip install -e '.[peers]')", file=sys.stderr)
         rows = run_benchmark(FLAGS.real_root, FLAGS.output_root, FLAGS.train_minutes, FLAGS.label_regex, FLAGS.sets,
                              FLAGS.peers)
-    print(markdown(rows))
+    print(report.markdown_table(rows, COLUMNS), end="")
 
 
 def run():

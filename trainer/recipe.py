@@ -17,7 +17,6 @@ import math
 from absl import logging
 
 from trainer import finetune
-from trainer import spec as spec_lib
 from trainer.models import input_size
 
 AUTO = "auto"
@@ -37,15 +36,15 @@ UNLIMITED = 1_000_000  # epochs and patience when the time budget ends training
 
 def choose(spec, time_budget=None, fine_tune=False):
     """The settings of `--model=auto` for a dataset spec: {TrainConfig field: value}."""
-    train_records = spec_lib.num_records(spec, "train")
+    train_records = spec.num_records("train")
     one_pass = max(1, math.ceil(train_records / BATCH_SIZE))
     steps_per_epoch = min(max(one_pass, MIN_STEPS_PER_EPOCH), MAX_STEPS_PER_EPOCH)
     if time_budget:
         epochs = UNLIMITED
     else:
         epochs = max(math.ceil(MIN_STEPS / steps_per_epoch), math.ceil(MIN_EPOCHS * one_pass / steps_per_epoch))
-    height, width, channels = spec_lib.image_shape(spec)
-    cached_bytes = sum(spec_lib.num_records(spec, s) for s in ("train", "val")) * height * width * channels
+    height, width, channels = spec.image_shape
+    cached_bytes = sum(spec.num_records(s) for s in ("train", "val")) * height * width * channels
     return {"model": MODEL, "input_height": INPUT_HEIGHT, "batch_size": BATCH_SIZE,
             "learning_rate": FINE_TUNE_PEAK_LEARNING_RATE if fine_tune else PEAK_LEARNING_RATE, "lr_schedule": "cosine", "warmup": WARMUP, "clipnorm": CLIPNORM,
             "augment": False, "cache": cached_bytes <= CACHE_LIMIT_BYTES, "steps_per_epoch": steps_per_epoch,
@@ -70,9 +69,9 @@ def resolve(config, spec):
 
 def describe(config, spec):
     """One line: the model, its input size, and the schedule of a resolved config."""
-    height, width = input_size(spec_lib.image_shape(spec), config.input_height)
+    height, width = input_size(spec.image_shape, config.input_height)
     length = (f"cosine over {config.time_budget:.0f} s" if config.time_budget
               else f"cosine over {config.epochs} epochs of {config.steps_per_epoch or 'one pass of'} steps")
-    return (f"{config.model} at {height}x{width} (images {spec['image']['height']}x{spec['image']['width']}), "
+    return (f"{config.model} at {height}x{width} (images {spec.image_shape[0]}x{spec.image_shape[1]}), "
             f"batch {config.batch_size}, Adam {config.learning_rate:g} with {config.warmup:.0%} warm-up, {length}, "
             f"augment {'on' if config.augment else 'off'}, cache {'on' if config.cache else 'off'}")

@@ -6,10 +6,10 @@
 """
 import json
 import os
-import shutil
 import zipfile
 
 import keras
+import tensorflow as tf
 
 from trainer import spec as spec_lib
 from trainer.errors import UserError
@@ -27,12 +27,12 @@ def read_config(model_dir):
     cannot be read or lacks the model or decoder name."""
     path = os.path.join(model_dir, CONFIG_FILE)
     try:
-        with open(path, "rb") as f:
+        with tf.io.gfile.GFile(path, "rb") as f:
             config = json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError:
+    except tf.errors.NotFoundError:
         raise UserError(f"{path} not found: {model_dir} holds no run of trainer.main") from None
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    except tf.errors.OpError as e:
+        raise UserError(f"cannot read {path}: {e.message}") from None
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise UserError(f"{path} is not valid JSON ({e}): train the run again (trainer.main --overwrite)") from None
     if not isinstance(config, dict):
@@ -47,9 +47,9 @@ def read_config(model_dir):
 
 def check_trained(model_dir, flag="--model_dir"):
     """Raises UserError unless model_dir (given as `flag`) holds a model trained by trainer.main."""
-    if not os.path.exists(model_dir):
+    if not tf.io.gfile.exists(model_dir):
         raise UserError(f"{flag} {model_dir} does not exist")
-    if not os.path.exists(os.path.join(model_dir, BEST_MODEL)):
+    if not tf.io.gfile.exists(os.path.join(model_dir, BEST_MODEL)):
         raise UserError(f"{flag} {model_dir} holds no trained model (no {BEST_MODEL}): train one there with "
                         "trainer.main")
 
@@ -69,19 +69,19 @@ def load_model(model_dir):
 
 def is_finished(model_dir):
     """Whether model_dir holds a finished run: a best.keras and no backup/ left to resume from."""
-    return os.path.exists(os.path.join(model_dir, BEST_MODEL)) and not is_interrupted(model_dir)
+    return tf.io.gfile.exists(os.path.join(model_dir, BEST_MODEL)) and not is_interrupted(model_dir)
 
 
 def is_interrupted(model_dir):
     """Whether model_dir holds a run that was stopped before its end (BackupAndRestore's backup/ is still there)."""
-    return os.path.isdir(os.path.join(model_dir, BACKUP_DIR))
+    return tf.io.gfile.isdir(os.path.join(model_dir, BACKUP_DIR))
 
 
 def clear(model_dir):
     """Deletes the files of model_dir's run (RUN_FILES); anything else in the folder stays."""
     for name in RUN_FILES:
         path = os.path.join(model_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.remove(path)
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        elif tf.io.gfile.exists(path):
+            tf.io.gfile.remove(path)

@@ -1,8 +1,15 @@
-"""Reads and checks a dataset's spec.json, the only contract between the pipeline and the trainer."""
+"""A dataset's spec.json, the only contract between the pipeline and the trainer, as one checked, read-only object.
+
+    spec = DatasetSpec.load("data/synth")   # UserError naming spec.json and the field if it is not a dataset spec
+    spec.charset, spec.image_shape, spec.num_records("train"), spec.shard_paths("train"), spec.parse_spec()
+"""
+import dataclasses
 import hashlib
 import json
 import os
 import re
+import types
+from collections.abc import Mapping
 
 import tensorflow as tf
 
@@ -19,23 +26,165 @@ PREPROCESSING = {"resize": ("pad", "stretch"), "filter": ("bilinear",), "antiali
                  "pad_colour": ("border_median", None), "alpha": ("white",)}
 
 
-def load_spec(folder):
-    """Returns the parsed spec.json of a dataset (or model) folder; raises UserError naming the file and the field
-    if it is missing, unreadable, or lacks or mistypes a field the trainer reads."""
-    path = os.path.join(folder, SPEC_FILE)
-    if not tf.io.gfile.exists(path):
-        raise UserError(f"{path} not found: not a dataset folder, or its pipeline run did not finish")
-    try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            spec = json.loads(f.read().decode("utf-8"))
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-        raise UserError(f"{path} is not valid UTF-8 JSON: {e}") from None
-    if not isinstance(spec, dict):
-        raise UserError(f"{path} must hold a JSON object, got {type(spec).__name__}")
-    if spec.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{path}: format_version {spec.get('format_version')!r}, this trainer reads {FORMAT_VERSION}")
-    _check_fields(spec, path)
-    return spec
+# The tf.train.Example value kinds a spec's "features" may name; shape [] is one value, [null] a list of any length.
+DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One feature of a record's schema: dtype a key of DTYPES, shape () or (None,)."""
+
+    dtype: str
+    shape: tuple
+
+    def parse_spec(self):
+        """Its tf.io.parse_example spec: one value (FixedLenFeature) or a list of any length (VarLenFeature)."""
+        dtype = DTYPES[self.dtype]
+        return tf.io.FixedLenFeature([], dtype) if self.shape == () else tf.io.VarLenFeature(dtype)
+
+
+# The features the trainer reads, as it reads them; the whole schema of a spec.json without "features".
+TRAINER_FEATURES = types.MappingProxyType({"image": Feature("string", ()), "label": Feature("int64", (None,))})
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """A shard's spec entry: its file name in the dataset folder, record count and sha256."""
+
+    file: str
+    num_records: int
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A split's record count and its shards, in spec order."""
+
+    num_records: int
+    shards: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """The checked spec.json of a dataset (or model) folder; `load` builds it, nothing changes it."""
+
+    folder: str
+    identity: str
+    charset: str
+    label_lengths: tuple
+    image_shape: tuple  # (height, width, channels)
+    splits: Mapping  # split name -> Split, for the splits spec.json lists
+    preprocessing: Mapping | None  # how the images source resized (trainer.preprocess); None in older specs
+    features: Mapping  # feature name -> Feature: the records' schema
+    num_files: int | None  # images source: the image files it read; None for rendered datasets
+
+    @classmethod
+    def load(cls, folder):
+        """The spec of `folder`; raises UserError naming the file and the field if spec.json is missing, unreadable,
+        or lacks or mistypes a field the trainer reads."""
+        path = os.path.join(folder, SPEC_FILE)
+        if not tf.io.gfile.exists(path):
+            raise UserError(f"{path} not found: not a dataset folder, or its pipeline run did not finish")
+        try:
+            with tf.io.gfile.GFile(path, "rb") as f:
+                spec = json.loads(f.read().decode("utf-8"))
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+            raise UserError(f"{path} is not valid UTF-8 JSON: {e}") from None
+        if not isinstance(spec, dict):
+            raise UserError(f"{path} must hold a JSON object, got {type(spec).__name__}")
+        if spec.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{path}: format_version {spec.get('format_version')!r}, this trainer reads "
+                            f"{FORMAT_VERSION}")
+        _check_fields(spec, path)
+        image, preprocessing, features = spec["image"], spec.get("preprocessing"), spec.get("features")
+        return cls(
+            folder=folder, identity=spec["identity"], charset=spec["charset"],
+            label_lengths=tuple(spec["label_lengths"]),
+            image_shape=(image["height"], image["width"], image["channels"]),
+            splits=types.MappingProxyType({
+                name: Split(split["num_records"], tuple(Shard(s["file"], s["num_records"], s["sha256"])
+                                                        for s in split["shards"]))
+                for name, split in spec["splits"].items() if name in SPLITS}),
+            preprocessing=(None if preprocessing is None
+                           else types.MappingProxyType({key: preprocessing[key] for key in PREPROCESSING})),
+            features=(TRAINER_FEATURES if features is None else types.MappingProxyType(
+                {name: Feature(value["dtype"], tuple(value["shape"])) for name, value in features.items()})),
+            num_files=spec.get("num_files"))
+
+    @property
+    def path(self):
+        """The spec.json this was loaded from."""
+        return os.path.join(self.folder, SPEC_FILE)
+
+    @property
+    def max_label_length(self):
+        return max(self.label_lengths)
+
+    def num_records(self, split):
+        """Number of records in a split (0 for a split the spec does not list)."""
+        return self.splits[split].num_records if split in self.splits else 0
+
+    def shards(self, split):
+        """The split's Shards, in spec order."""
+        if split not in SPLITS:
+            raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        return self.splits[split].shards if split in self.splits else ()
+
+    def shard_paths(self, split):
+        """Paths of the split's shards in the spec's folder, in spec order."""
+        return [os.path.join(self.folder, shard.file) for shard in self.shards(split)]
+
+    def parse_spec(self, names=tuple(TRAINER_FEATURES)):
+        """The tf.io.parse_example spec of the features `names`, from the records' schema; UserError naming the
+        first one the schema lacks."""
+        for name in names:
+            if name not in self.features:
+                raise UserError(f"{self.path}: features has no {name!r}")
+        return {name: self.features[name].parse_spec() for name in names}
+
+    def verify_shards(self, splits):
+        """Checks that each shard of `splits` exists and matches the spec's sha256; raises UserError naming it."""
+        for split in splits:
+            for shard, path in zip(self.shards(split), self.shard_paths(split)):
+                if not tf.io.gfile.exists(path):
+                    raise UserError(f"shard {shard.file} listed in {self.path} is missing")
+                digest = hashlib.sha256()
+                with tf.io.gfile.GFile(path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+                if digest.hexdigest() != shard.sha256:
+                    raise UserError(f"shard {shard.file} in {self.folder} is corrupt: sha256 {digest.hexdigest()} "
+                                    f"differs from the spec's {shard.sha256}")
+
+    def check_same_task(self, other, where, same_shape=True):
+        """Raises UserError unless a model trained on this spec can read `other`'s images (with `same_shape`; a
+        model being fine-tuned is rebuilt for the new shape) and labels."""
+        if self.charset != other.charset:
+            raise UserError(f"charset mismatch: the model in {where} was trained on {self.charset!r}, "
+                            f"the dataset has {other.charset!r}")
+        if same_shape and self.image_shape != other.image_shape:
+            raise UserError(f"image shape mismatch: the model in {where} takes {self.image_shape}, "
+                            f"the dataset has {other.image_shape}")
+
+    def check_label_lengths(self, model_name, other, where):
+        """Raises UserError unless a per-position (not CTC) model trained on this spec reads `other`'s labels."""
+        if sorted(self.label_lengths) != sorted(other.label_lengths):
+            raise UserError(f"label length mismatch: the {model_name!r} model in {where} reads labels of length "
+                            f"{list(self.label_lengths)}, the dataset has {list(other.label_lengths)}; "
+                            "use a dataset of those lengths (only a ctc model reads others)")
+
+    def difference(self, other):
+        """None if `other` describes the same dataset, else the first difference, e.g. "label lengths [4], not
+        [5]"."""
+        for name, mine, theirs in (("charset", self.charset, other.charset),
+                                   ("image", self.image_shape, other.image_shape),
+                                   ("label lengths", list(self.label_lengths), list(other.label_lengths)),
+                                   ("identity", self.identity, other.identity)):
+            if mine != theirs:
+                return f"{name} {_short(mine)}, not {_short(theirs)}"
+        if self.splits != other.splits:
+            return "the same identity, other shards"
+        return None
 
 
 def _check_fields(spec, path):
@@ -79,11 +228,31 @@ def _check_fields(spec, path):
         total = sum(shard["num_records"] for shard in shards)
         if total != count:
             raise UserError(f"{path}: {name}.num_records {count} is not the sum of its shards' ({total})")
+    if "num_files" in spec:
+        field(spec, "num_files", "num_files", "a non-negative integer", _count)
+    if "features" in spec:  # specs without them are read by TRAINER_FEATURES
+        features = field(spec, "features", "features", "an object", is_a(dict))
+        for name in features:
+            feature = field(features, name, f"features.{name}", "an object", is_a(dict))
+            field(feature, "dtype", f"features.{name}.dtype", "one of " + ", ".join(map(repr, DTYPES)),
+                  lambda dtype: isinstance(dtype, str) and dtype in DTYPES)
+            field(feature, "shape", f"features.{name}.shape", "[] or [null]", lambda shape: shape in ([], [None]))
+        for name, wanted in TRAINER_FEATURES.items():
+            feature = field(features, name, f"features.{name}", "an object", is_a(dict))
+            got = Feature(feature["dtype"], tuple(feature["shape"]))
+            if got != wanted:
+                raise UserError(f"{path}: features.{name} must be {_described(wanted)} (the trainer reads it so), "
+                                f"got {_described(got)}")
     if "preprocessing" in spec:
         preprocessing = field(spec, "preprocessing", "preprocessing", "an object", is_a(dict))
         for key, choices in PREPROCESSING.items():
             field(preprocessing, key, f"preprocessing.{key}", "one of " + ", ".join(map(repr, choices)),
                   lambda value, choices=choices: value in choices and type(value) in set(map(type, choices)))
+
+
+def _described(feature):
+    """E.g. "int64 of shape [null]", as spec.json writes it."""
+    return f"{feature.dtype} of shape {json.dumps(list(feature.shape))}"
 
 
 def _positive(value):
@@ -98,72 +267,3 @@ def _short(value):
     """repr(value), cut to fit a one-line message."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def image_shape(spec):
-    """(height, width, channels) of the dataset's images."""
-    image = spec["image"]
-    return (image["height"], image["width"], image["channels"])
-
-
-def num_records(spec, split):
-    """Number of records in a split (0 for a split the spec does not list)."""
-    return spec["splits"].get(split, {}).get("num_records", 0)
-
-
-def shards(spec, split):
-    """The spec entries ({file, num_records, sha256, ...}) of the split's shards, in spec order."""
-    if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    return spec["splits"].get(split, {}).get("shards", [])
-
-
-def shard_paths(spec, data_dir, split):
-    """Paths of the split's shards, in spec order."""
-    return [os.path.join(data_dir, shard["file"]) for shard in shards(spec, split)]
-
-
-def verify_shards(spec, data_dir, splits):
-    """Checks that each shard of `splits` exists and matches the spec's size and sha256; raises UserError naming it."""
-    for split in splits:
-        for shard in shards(spec, split):
-            path = os.path.join(data_dir, shard["file"])
-            if not tf.io.gfile.exists(path):
-                raise UserError(f"shard {shard['file']} listed in {data_dir}/spec.json is missing")
-            digest = hashlib.sha256()
-            with tf.io.gfile.GFile(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-            if digest.hexdigest() != shard["sha256"]:
-                raise UserError(f"shard {shard['file']} in {data_dir} is corrupt: sha256 {digest.hexdigest()} "
-                                f"differs from the spec's {shard['sha256']}")
-
-
-def check_same_task(model_spec, data_spec, where, same_shape=True):
-    """Raises UserError unless a model trained on `model_spec` can read `data_spec`'s images (with `same_shape`; a
-    model being fine-tuned is rebuilt for the new shape) and labels."""
-    if model_spec["charset"] != data_spec["charset"]:
-        raise UserError(f"charset mismatch: the model in {where} was trained on {model_spec['charset']!r}, "
-                        f"the dataset has {data_spec['charset']!r}")
-    if same_shape and image_shape(model_spec) != image_shape(data_spec):
-        raise UserError(f"image shape mismatch: the model in {where} takes {image_shape(model_spec)}, "
-                        f"the dataset has {image_shape(data_spec)}")
-
-
-def check_label_lengths(model_name, model_spec, data_spec, where):
-    """Raises UserError unless a per-position (not CTC) model trained on `model_spec` reads `data_spec`'s labels."""
-    if sorted(model_spec["label_lengths"]) != sorted(data_spec["label_lengths"]):
-        raise UserError(f"label length mismatch: the {model_name!r} model in {where} reads labels of length "
-                        f"{model_spec['label_lengths']}, the dataset has {data_spec['label_lengths']}; "
-                        "use a dataset of those lengths (only a ctc model reads others)")
-
-
-def dataset_difference(old, new):
-    """None if two specs describe the same dataset, else the first difference, e.g. "label lengths [4], not [5]"."""
-    for name, key in (("charset", "charset"), ("image", "image"), ("label lengths", "label_lengths"),
-                      ("identity", "identity")):
-        if old[key] != new[key]:
-            return f"{name} {_short(old[key])}, not {_short(new[key])}"
-    if old["splits"] != new["splits"]:
-        return "the same identity, other shards"
-    return None

@@ -18,9 +18,9 @@ Every machine then writes OUTPUT_ROOT/results.{csv,md,png} from all result.json 
 the Markdown table, one row per finished run:
 
     | length | charset | model | learning_rate | val_captcha_acc | test_captcha_acc | val_char_acc | ...
-    | 4 | digits | cnn | 0.001 | 0.9410 | 0.9385 | 0.9843 | ...
+    | 4 | digits | cnn | 0.001 | 94.10% | 93.85% | 98.43% | ...
 
-train_images_per_s counts the train steps after the first (input included); train_seconds is the wall time
+train_images_per_s counts the train steps after the first (input included); train_minutes is the wall time
 of trainer.train (export included). Running again after all shards finished trains nothing and rewrites
 the complete tables.
 """
@@ -32,18 +32,19 @@ import io
 import json
 import os
 import statistics
-import time
 import typing
 import uuid
 
 import keras
+import tensorflow as tf
 from absl import app, flags, logging
+from tensorboard.plugins.hparams import api as hparams_api
 from matplotlib.figure import Figure  # no pyplot: savefig renders PNG with Agg, no GUI backend involved
 
 import sweepfile
-from trainer import callbacks, evaluation, rundir, train
-from trainer import spec as spec_lib
+from trainer import evaluation, report, rundir, train
 from trainer.errors import UserError, exit_on_user_error
+from trainer.spec import DatasetSpec
 
 RESULT_FILE = "result.json"
 # overwrite is how a run starts, not what it trains: not a key, and not in the hash that names run folders.
@@ -51,7 +52,7 @@ TRAIN_KEYS = [f.name for f in dataclasses.fields(train.TrainConfig)
               if f.name not in ("data_dir", "model_dir", "overwrite")]
 DEFAULTS = dataclasses.asdict(train.TrainConfig(model="", data_dir="", model_dir=""))
 METRIC_COLUMNS = ("val_captcha_acc", "test_captcha_acc", "val_char_acc", "test_char_acc", "params",
-                  "train_images_per_s", "train_seconds")
+                  "train_images_per_s", "train_minutes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,9 +128,9 @@ def dataset_folders(sweep, output_root):
     render = "render them first with `python -m pipeline.sweep` and the same --sweep_file and --output_root"
     index_path = os.path.join(output_root, sweepfile.INDEX_FILE)
     try:
-        with open(index_path) as f:
+        with tf.io.gfile.GFile(index_path) as f:
             index = json.load(f)
-    except FileNotFoundError:
+    except tf.errors.NotFoundError:
         raise UserError(f"{index_path} not found: {render}") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{index_path} is not valid JSON: {e}") from None
@@ -143,7 +144,7 @@ def dataset_folders(sweep, output_root):
         if len(folders) > 1:
             raise UserError(f"dataset variant {settings} matches several folders in {index_path} "
                             f"({', '.join(folders)}): remove the stale entries")
-        spec_lib.load_spec(os.path.join(output_root, folders[0]))  # fails now, not after hours of other runs
+        DatasetSpec.load(os.path.join(output_root, folders[0]))  # fails now, not after hours of other runs
         resolved.append((folders[0], settings))
     return resolved
 
@@ -179,11 +180,8 @@ def train_one(run):
     scratch (overwrite); an interrupted one resumes.
     """
     config = dataclasses.replace(run.config, overwrite=rundir.is_finished(run.config.model_dir))
-    throughput = callbacks.TrainThroughput(config.batch_size)
-    started = time.perf_counter()
     try:
-        history = train.train_and_evaluate(config, extra_callbacks=[throughput])
-        train_seconds = time.perf_counter() - started
+        history, images_per_s, minutes = report.train_timed(config)
         metrics = {split: evaluation.evaluate(config.model_dir, config.data_dir, split, config.batch_size,
                                               verify_shards=config.verify_shards) for split in ("val", "test")}
     except UserError as e:
@@ -194,11 +192,22 @@ def train_one(run):
         "train_name": run.train_name, "train_settings": run.train_settings,
         "config": dataclasses.asdict(config), "epochs_run": len(history.epoch),
         **{f"{split}_{key}": metrics[split][key] for split in metrics for key in ("captcha_acc", "char_acc")},
-        "params": model.count_params(), "train_images_per_s": throughput.images_per_second(),
-        "train_seconds": train_seconds,
+        "params": model.count_params(), "train_images_per_s": images_per_s, "train_minutes": minutes,
     }
+    log_hparams(run, result)
     _write_atomic(os.path.join(config.model_dir, RESULT_FILE), json.dumps(result, indent=2))
     keras.backend.clear_session()  # free the graphs of this run before the next
+
+
+def log_hparams(run, result):
+    """Writes the run's swept settings and its val/test accuracy to its TensorBoard folder (the hparams plugin), so
+    `tensorboard --logdir=OUTPUT_ROOT/runs` compares the runs in its HParams tab beside their curves."""
+    settings = {**{f"dataset.{k}": v for k, v in run.dataset_settings.items()}, **run.train_settings}
+    with tf.summary.create_file_writer(os.path.join(run.config.model_dir, "tensorboard")).as_default():
+        hparams_api.hparams({k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
+                             for k, v in settings.items()}, trial_id=os.path.basename(run.config.model_dir))
+        for key in ("val_captcha_acc", "test_captcha_acc", "val_char_acc", "test_char_acc"):
+            tf.summary.scalar(key, result[key], step=0)
 
 
 def result_columns(sweep):
@@ -213,30 +222,14 @@ def result_rows(sweep, runs, output_root):
     rows = []
     for run in runs:
         path = os.path.join(run.config.model_dir, RESULT_FILE)
-        if os.path.exists(path):
-            with open(path) as f:
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
                 result = json.load(f)
             row = {column: result[f"{section}_settings"][key] for column, section, key in result_columns(sweep)}
             row.update((k, result[k]) for k in METRIC_COLUMNS)
             row["model_dir"] = os.path.relpath(run.config.model_dir, output_root)
             rows.append(row)
     return rows
-
-
-def markdown_table(rows, columns):
-    """A Markdown table; metrics rounded (accuracy 4 decimals, images/s 0, seconds 1), missing ones blank."""
-    formats = {"train_images_per_s": "{:.0f}", "train_seconds": "{:.1f}", "params": "{:d}"}
-
-    def cell(column, value):
-        if value is None:
-            return ""
-        if column in METRIC_COLUMNS:
-            return formats.get(column, "{:.4f}").format(value)
-        return str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(c, row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def plot_results(rows, swept_columns):
@@ -267,7 +260,7 @@ def write_results(sweep, runs, output_root):
     writer = csv.DictWriter(text, swept + list(METRIC_COLUMNS) + ["model_dir"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    table = markdown_table(rows, swept + list(METRIC_COLUMNS))
+    table = report.markdown_table(rows, swept + list(METRIC_COLUMNS))
     _write_atomic(os.path.join(output_root, "results.csv"), text.getvalue())
     _write_atomic(os.path.join(output_root, "results.md"), table)
     _write_atomic(os.path.join(output_root, "results.png"), plot_results(rows, swept))
@@ -284,7 +277,7 @@ def run_sweep(sweep_file, output_root, shard_index=0, num_shards=1):
     mine = shard_runs(runs, shard_index, num_shards)
     trained, skipped = [], []
     for i, run in enumerate(mine):
-        if os.path.exists(os.path.join(run.config.model_dir, RESULT_FILE)):
+        if tf.io.gfile.exists(os.path.join(run.config.model_dir, RESULT_FILE)):
             skipped.append(run.config.model_dir)
             continue
         logging.info("run %d of %d (shard %d of %d): %s", i + 1, len(mine), shard_index, num_shards,
@@ -300,9 +293,9 @@ def run_sweep(sweep_file, output_root, shard_index=0, num_shards=1):
 def _write_atomic(path, content):
     """Writes then renames, so a reader (or another shard) never sees half a file."""
     temporary = f"{path}.{uuid.uuid4().hex}.tmp"  # unique across the machines of a sharded sweep
-    with open(temporary, "wb" if isinstance(content, bytes) else "w") as f:
+    with tf.io.gfile.GFile(temporary, "wb" if isinstance(content, bytes) else "w") as f:
         f.write(content)
-    os.replace(temporary, path)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 flags.DEFINE_string("sweep_file", None, "YAML/JSON sweep file with 'dataset' and 'train' sections.")

@@ -26,9 +26,9 @@ from absl import logging
 from trainer import callbacks as callbacks_lib
 from trainer import decoding, export, finetune, losses, plots, recipe, rundir
 from trainer import data as data_lib
-from trainer import spec as spec_lib
 from trainer.errors import UserError
 from trainer.models import MODELS, build
+from trainer.spec import SPEC_FILE, DatasetSpec
 
 STRATEGIES = ("default", "mirrored")
 LR_SCHEDULES = ("plateau", "cosine")
@@ -98,13 +98,13 @@ def build_model(config, spec):
     try:
         with strategy.scope() if strategy else contextlib.nullcontext():
             try:
-                model = build(config.model, spec_lib.image_shape(spec), len(spec["charset"]), spec["label_lengths"],
+                model = build(config.model, spec.image_shape, len(spec.charset), spec.label_lengths,
                               config.input_height)
             except ValueError as e:
                 raise UserError(str(e)) from e
             if weights is not None:
                 finetune.set_weights(model, weights, config.init_from)
-            return compile_model(model, spec["charset"], learning_rate(config), config.jit_compile, config.clipnorm)
+            return compile_model(model, spec.charset, learning_rate(config), config.jit_compile, config.clipnorm)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -119,34 +119,35 @@ def mirrored_strategy():
 def train_and_evaluate(config, extra_callbacks=()):
     """Runs `config` (a TrainConfig) and returns the Keras History; `extra_callbacks` run after ours."""
     check_config(config)
-    spec = spec_lib.load_spec(config.data_dir)
+    spec = DatasetSpec.load(config.data_dir)
     config = recipe.resolve(config, spec)
     if config.init_from:
         config = finetune.inherit(config)
     for split in ("train", "val"):
-        if spec_lib.num_records(spec, split) == 0:
+        if spec.num_records(split) == 0:
             raise UserError(f"split {split!r} of {config.data_dir} has no records; training needs train and val")
     check_model_dir(config, spec)
     if config.verify_shards:
-        spec_lib.verify_shards(spec, config.data_dir, ("train", "val"))
+        spec.verify_shards(("train", "val"))
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
     model = build_model(config, spec)
     prepare_model_dir(config, spec)  # the first write, after every check
 
-    train = data_lib.make_dataset(spec, config.data_dir, "train", config.batch_size, training=True,
-                                  cache=config.cache, seed=config.seed, augment=config.augment)
-    val = data_lib.make_dataset(spec, config.data_dir, "val", config.batch_size, training=False, cache=config.cache)
-    steps = config.steps_per_epoch or math.ceil(spec_lib.num_records(spec, "train") / config.batch_size)
+    train = data_lib.make_dataset(spec, "train", config.batch_size, training=True, cache=config.cache,
+                                  seed=config.seed, augment=config.augment)
+    val = data_lib.make_dataset(spec, "val", config.batch_size, training=False, cache=config.cache)
+    steps = config.steps_per_epoch or math.ceil(spec.num_records("train") / config.batch_size)
     budget = (callbacks_lib.TimeBudget(config.time_budget, os.path.join(config.model_dir, rundir.BACKUP_DIR))
               if config.time_budget else None)
     schedule = (callbacks_lib.CosineSchedule(learning_rate(config), config.epochs * steps, budget, config.warmup)
                 if config.lr_schedule == "cosine" else None)
     callbacks = callbacks_lib.standard_callbacks(
-        config.model_dir, callbacks_lib.CaptchaMetrics(val, spec["charset"], config.decoder),
+        config.model_dir, callbacks_lib.CaptchaMetrics(
+            val, spec.charset, config.decoder, os.path.join(config.model_dir, "tensorboard", "validation")),
         config.patience, config.lr_patience, schedule) + ([budget] if budget else [])
     print(start_line(config, spec, model), flush=True)
-    with data_lib.naming_bad_shards(spec, config.data_dir, ("train", "val")):
+    with data_lib.naming_bad_shards(spec, ("train", "val")):
         history = model.fit(train, epochs=config.epochs, steps_per_epoch=steps,
                             callbacks=callbacks + list(extra_callbacks), shuffle=False)
 
@@ -159,7 +160,7 @@ def train_and_evaluate(config, extra_callbacks=()):
 def start_line(config, spec, model):
     """The line trainer.main prints before the first epoch: dataset, model, parameters, backend and device, run
     folder."""
-    counts = ", ".join(f"{spec_lib.num_records(spec, split)} {split}" for split in ("train", "val"))
+    counts = ", ".join(f"{spec.num_records(split)} {split}" for split in ("train", "val"))
     return (f"training {model.name} ({model.count_params():,} parameters) on {config.data_dir} ({counts}) with "
             f"{keras.backend.backend()} on {device_name(config.strategy)}, {config.precision}, into {config.model_dir}")
 
@@ -217,7 +218,7 @@ def check_model_dir(config, spec):
     overwrite, or one holding an interrupted run (backup/) of the same model on the same dataset, which it resumes.
     Writes nothing."""
     model_dir = config.model_dir
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+    if tf.io.gfile.exists(model_dir) and not tf.io.gfile.isdir(model_dir):
         raise UserError(f"--model_dir {model_dir} is not a folder")
     if os.path.realpath(config.data_dir) == os.path.realpath(model_dir):
         raise UserError("--model_dir and --data_dir must differ: the run's files would mix with the dataset's")
@@ -238,7 +239,7 @@ def check_model_dir(config, spec):
         raise UserError(f"--model_dir {model_dir} holds an interrupted run at --input_height="
                         f"{previous.get('input_height')}, not {config.input_height}: resume it with that height, "
                         "pass --overwrite to start over there, or use another --model_dir")
-    difference = spec_lib.dataset_difference(spec_lib.load_spec(model_dir), spec)
+    difference = DatasetSpec.load(model_dir).difference(spec)
     if difference:
         raise UserError(f"--model_dir {model_dir} holds an interrupted run on another dataset ({difference}): "
                         f"resume it with --data_dir={previous.get('data_dir')}, pass --overwrite to start over "
@@ -251,10 +252,9 @@ def prepare_model_dir(config, spec):
     if config.overwrite:
         rundir.clear(config.model_dir)
     try:
-        os.makedirs(config.model_dir, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create --model_dir {config.model_dir}: {e.strerror}") from None
-    tf.io.gfile.copy(os.path.join(config.data_dir, spec_lib.SPEC_FILE),
-                     os.path.join(config.model_dir, spec_lib.SPEC_FILE), overwrite=True)
-    with open(os.path.join(config.model_dir, rundir.CONFIG_FILE), "w") as f:
+        tf.io.gfile.makedirs(config.model_dir)
+    except tf.errors.OpError as e:
+        raise UserError(f"cannot create --model_dir {config.model_dir}: {e.message}") from None
+    tf.io.gfile.copy(spec.path, os.path.join(config.model_dir, SPEC_FILE), overwrite=True)
+    with tf.io.gfile.GFile(os.path.join(config.model_dir, rundir.CONFIG_FILE), "w") as f:
         json.dump(dict(dataclasses.asdict(config), learning_rate=learning_rate(config)), f, indent=2)

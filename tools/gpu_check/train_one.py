@@ -24,7 +24,7 @@ import keras
 from trainer import callbacks as callbacks_lib
 from trainer import data as data_lib
 from trainer import protocol, train
-from trainer import spec as spec_lib
+from trainer.spec import DatasetSpec
 
 RNN_KERNEL = re.compile(r"rnn|gru|cudnn|persist", re.IGNORECASE)
 
@@ -185,10 +185,9 @@ def run_protocol(args):
 def run_wait(args):
     """The wait-mode result; written to --out_json before the profile too, so a profile cut short keeps it."""
     config = config_for(args)
-    spec = spec_lib.load_spec(config.data_dir)
+    spec = DatasetSpec.load(config.data_dir)
     model = train.build_model(config, spec)
-    dataset = data_lib.make_dataset(spec, config.data_dir, "train", config.batch_size, training=True,
-                                    seed=config.seed)
+    dataset = data_lib.make_dataset(spec, "train", config.batch_size, training=True, seed=config.seed)
     wait = InputWait(config.batch_size, warmup=args.warmup_steps)
     with Utilisation() as util:
         model.fit(dataset, epochs=1, steps_per_epoch=args.steps + args.warmup_steps, callbacks=[wait], verbose=0)
