@@ -29,8 +29,9 @@ setuptools.setup(
         "PyYAML>=6",
     ],
     extras_require={
-        # jax: the JAX-backend training test (a CPU build: ~100 MB of wheels with scipy, ~500 MB installed).
-        "test": ["pytest>=8", "jax>=0.10,<0.11", "apache-beam[dask]>=2.77,<2.78"],  # dask: the DaskRunner test
+        # pytest-xdist: the suite runs on 2 processes (pytest.ini -n 2); jax: the JAX-backend training test (a CPU
+        # build: ~100 MB of wheels with scipy, ~500 MB installed); dask: the DaskRunner test.
+        "test": ["pytest>=8", "pytest-xdist>=3.6", "jax>=0.10,<0.11", "apache-beam[dask]>=2.77,<2.78"],
         "jax": ["jax>=0.10,<0.11"],  # KERAS_BACKEND=jax; on NVIDIA GPUs: pip install 'jax[cuda12]' instead
         "torch": ["torch>=2.13,<2.14"],  # KERAS_BACKEND=torch (docs/training.md: its CPU-only build)
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
