@@ -21,13 +21,17 @@ from trainer.errors import UserError, exit_on_user_error
 from trainer.models import MODELS, build
 from trainer.spec import DatasetSpec
 
-flags.DEFINE_string("data_dir", None, "Dataset folder (spec.json + shards); its train split is read.")
-flags.DEFINE_integer("batch_size", 64, "Batch size for input and training.")
-flags.DEFINE_integer("input_images", 8192, "Images read per input measurement.")
-flags.DEFINE_integer("train_steps", 10, "Timed training steps per model (after 2 warm-up steps).")
-flags.DEFINE_list("models", list(MODELS), "Registry models to time.")
-flags.mark_flag_as_required("data_dir")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """The command line's flags; defined when run as a program, so importing this module defines none."""
+    flags.DEFINE_string("data_dir", None, "Dataset folder (spec.json + shards); its train split is read.")
+    flags.DEFINE_integer("batch_size", 64, "Batch size for input and training.")
+    flags.DEFINE_integer("input_images", 8192, "Images read per input measurement.")
+    flags.DEFINE_integer("train_steps", 10, "Timed training steps per model (after 2 warm-up steps).")
+    flags.DEFINE_list("models", list(MODELS), "Registry models to time.")
+    flags.mark_flag_as_required("data_dir")
 
 
 def raw_decode_rate(spec, num_images):
@@ -102,4 +106,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

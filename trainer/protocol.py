@@ -22,10 +22,15 @@ from trainer import evaluation, inference, macs, metrics, report, rundir, train_
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
-train_flags.define()
-flags.DEFINE_bool("train", True, "Train first (--notrain measures an existing --model_dir).")
-flags.DEFINE_integer("direct_count", 2000, "Captchas rendered by captcha.image.ImageCaptcha directly.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """trainer.main's flags and the protocol's; defined when run as a program, so importing this module defines
+    none."""
+    train_flags.define()
+    flags.DEFINE_bool("train", True, "Train first (--notrain measures an existing --model_dir).")
+    flags.DEFINE_integer("direct_count", 2000, "Captchas rendered by captcha.image.ImageCaptcha directly.")
 
 ROW_KEYS = ("model", "params", "file_mb", "mmacs", "train_images_per_s", "train_minutes", "test_captcha_acc",
             "test_char_acc", "direct_captcha_acc", "predict_images_per_s_b1", "predict_images_per_s_b64")
@@ -105,6 +110,7 @@ def main(argv):
 
 def run():
     """The `captcha-protocol` console script: `python -m trainer.protocol` under another name."""
+    define_flags()
     app.run(main)
 
 

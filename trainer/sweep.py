@@ -298,12 +298,16 @@ def _write_atomic(path, content):
     tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-flags.DEFINE_string("sweep_file", None, "YAML/JSON sweep file with 'dataset' and 'train' sections.")
-flags.DEFINE_string("output_root", None, "Folder pipeline.sweep rendered into; runs/ and results.* go here too.")
-flags.DEFINE_integer("shard_index", 0, "This machine's share of the runs: run k goes to shard k % num_shards.")
-flags.DEFINE_integer("num_shards", 1, "Machines sharing the sweep over a shared filesystem.")
-flags.mark_flags_as_required(["sweep_file", "output_root"])
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """The command line's flags; defined when run as a program, so importing this module defines none."""
+    flags.DEFINE_string("sweep_file", None, "YAML/JSON sweep file with 'dataset' and 'train' sections.")
+    flags.DEFINE_string("output_root", None, "Folder pipeline.sweep rendered into; runs/ and results.* go here too.")
+    flags.DEFINE_integer("shard_index", 0, "This machine's share of the runs: run k goes to shard k % num_shards.")
+    flags.DEFINE_integer("num_shards", 1, "Machines sharing the sweep over a shared filesystem.")
+    flags.mark_flags_as_required(["sweep_file", "output_root"])
 
 
 def main(argv):
@@ -316,6 +320,7 @@ def main(argv):
 
 def run():
     """The `captcha-sweep-train` console script: `python -m trainer.sweep` under another name."""
+    define_flags()
     app.run(main)
 
 

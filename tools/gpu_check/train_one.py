@@ -23,7 +23,7 @@ import keras
 
 from trainer import callbacks as callbacks_lib
 from trainer import data as data_lib
-from trainer import protocol, train
+from trainer import protocol, report, train
 from trainer.spec import DatasetSpec
 
 RNN_KERNEL = re.compile(r"rnn|gru|cudnn|persist", re.IGNORECASE)
@@ -171,11 +171,11 @@ def run_protocol(args):
         train.train_and_evaluate(config, extra_callbacks=[throughput, wait])
     train_seconds = time.perf_counter() - started
     measured = time.perf_counter()
-    row = protocol.measure(config.model_dir, config.data_dir, throughput.images_per_second(), train_seconds,
+    row = protocol.measure(config.model_dir, config.data_dir, throughput.images_per_second(), train_seconds / 60,
                            args.direct_count, timing_seconds=args.timing_seconds)
-    print(protocol.HEADER)
-    print(protocol.markdown_row(row))
-    return {"row": row, "markdown": protocol.markdown_row(row), "input_wait": wait.result(),
+    table = report.markdown_table([row], protocol.ROW_KEYS)
+    print(table, end="")
+    return {"row": row, "markdown": table.splitlines()[-1], "input_wait": wait.result(),
             "gpu_util_training": util.result(), "train_wall_s": round(train_seconds, 1),
             "measure_wall_s": round(time.perf_counter() - measured, 1),
             "config": {k: getattr(config, k) for k in ("model", "batch_size", "precision", "time_budget",
