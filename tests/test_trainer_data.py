@@ -1,4 +1,5 @@
 """trainer.data: parsing by the spec's schema, finding bad shards, and the tf.data pipeline."""
+import dataclasses
 import json
 import os
 
@@ -209,3 +210,22 @@ def test_affine_transforms_keep_the_centre_and_shift_by_whole_pixels():
     image = tf.random.uniform([1, 64, 128, 3])
     moved = keras.ops.image.affine_transform(image, shifted).numpy()
     np.testing.assert_allclose(moved[0, :62, 3:], image.numpy()[0, 2:, :-3], atol=1e-6)  # 3 right, 2 up
+
+
+def test_colour_augment_keeps_white_white_and_geometry_in_place(fixed_dataset):
+    """colour() changes ink colours only: a white pixel stays white and a pixel with no ink nowhere gets ink; a
+    channel permutation shows as a new hue. On a grey dataset it is refused naming the channels."""
+    spec = DatasetSpec.load(fixed_dataset)
+    images = np.zeros((64, 8, 8, 3), np.float32) + 1.0  # white...
+    images[:, 2:6, 2:6] = [0.9, 0.2, 0.4]  # ...with a pink square
+    recoloured = augment.colour(tf.constant(images)).numpy()
+    np.testing.assert_allclose(recoloured[:, 0, 0], 1.0, atol=1e-3)  # the background
+    square = recoloured[:, 3, 3]
+    assert (square.max(axis=1) < 0.999).all() and len({tuple(np.argsort(p)) for p in square}) > 1
+    plain, _ = next(iter(data.make_dataset(spec, "test", 8, training=False)))
+    coloured, _ = next(iter(data.make_dataset(spec, "test", 8, training=False, colour_augment=True)))
+    assert coloured.dtype == tf.uint8 and coloured.shape == plain.shape
+    assert not np.array_equal(coloured.numpy(), plain.numpy())
+    grey = dataclasses.replace(spec, image_shape=(64, 128, 1))
+    with pytest.raises(UserError, match=r"--colour_augment needs RGB images; .* has 1 channel"):
+        data.make_dataset(grey, "test", 8, training=True, colour_augment=True)

@@ -29,10 +29,14 @@ def decode_image(encoded, image_shape):
     return tf.ensure_shape(image, image_shape)
 
 
-def augment_uint8(images):
-    """trainer.augment's random jitter on uint8 images [B, H, W, C], rounded back to uint8."""
-    jittered = augment_lib.augment(tf.cast(images, tf.float32) / 255.0)
-    return tf.saturate_cast(tf.round(jittered * 255.0), tf.uint8)
+def augment_uint8(images, jitter=True, colour=False):
+    """trainer.augment's random jitter and/or colour on uint8 images [B, H, W, C], rounded back to uint8."""
+    images = tf.cast(images, tf.float32) / 255.0
+    if colour:
+        images = augment_lib.colour(images)
+    if jitter:
+        images = augment_lib.augment(images)
+    return tf.saturate_cast(tf.round(images * 255.0), tf.uint8)
 
 
 def parse_batch(serialized, spec):
@@ -48,11 +52,12 @@ def parse_batch(serialized, spec):
 
 
 def make_dataset(spec, split, batch_size, *, training, cache=False, shuffle_buffer=10_000, seed=None,
-                 augment=False):
+                 augment=False, colour_augment=False):
     """Batches of (images, labels) from `split` of `spec` (a trainer.spec.DatasetSpec); endless and shuffled when
     `training`, one ordered pass otherwise.
 
-    With `augment`, every image is randomly jittered each time it is read (trainer.augment); labels are unchanged.
+    With `augment`, every image is randomly jittered each time it is read (trainer.augment), with `colour_augment`
+    recoloured (RGB images only); labels are unchanged.
     """
     files = spec.shard_paths(split)
     if spec.num_records(split) == 0 or not files:
@@ -77,8 +82,11 @@ def make_dataset(spec, split, batch_size, *, training, cache=False, shuffle_buff
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE)
     if not cache:
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    if augment:  # after the cache, so each epoch sees new jitter; on batches, so it costs a few ops per batch
-        ds = ds.map(lambda images, labels: (augment_uint8(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment or colour_augment:  # after the cache, so each epoch sees new jitter; on batches: a few ops per batch
+        if colour_augment and spec.image_shape[2] != 3:
+            raise UserError(f"--colour_augment needs RGB images; {spec.folder} has {spec.image_shape[2]} channel(s)")
+        ds = ds.map(lambda images, labels: (augment_uint8(images, augment, colour_augment), labels),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)  # overlap input with the train step
     options = tf.data.Options()
     options.deterministic = not training  # training may take whichever element is ready first

@@ -74,4 +74,5 @@ def describe(config, spec):
               else f"cosine over {config.epochs} epochs of {config.steps_per_epoch or 'one pass of'} steps")
     return (f"{config.model} at {height}x{width} (images {spec.image_shape[0]}x{spec.image_shape[1]}), "
             f"batch {config.batch_size}, Adam {config.learning_rate:g} with {config.warmup:.0%} warm-up, {length}, "
-            f"augment {'on' if config.augment else 'off'}, cache {'on' if config.cache else 'off'}")
+            f"augment {'on' if config.augment else 'off'}, colour augment {'on' if config.colour_augment else 'off'}, "
+            f"cache {'on' if config.cache else 'off'}")

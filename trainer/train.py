@@ -69,6 +69,7 @@ class TrainConfig:
     seed: int | None = None
     init_from: str | None = None  # a model_dir of the same architecture, charset and image shape to start from
     augment: bool = False  # random jitter of the training images (trainer.augment)
+    colour_augment: bool = False  # random colour of the training images, no geometry (trainer.augment.colour)
     overwrite: bool = False  # start over in a model_dir holding a finished run, deleting its run files first
     input_height: int | None = None  # the model resizes images to this height first (trainer.models.build)
 
@@ -132,11 +133,11 @@ def train_and_evaluate(config, extra_callbacks=()):
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
     model = build_model(config, spec)
-    prepare_model_dir(config, spec)  # the first write, after every check
-
     train = data_lib.make_dataset(spec, "train", config.batch_size, training=True, cache=config.cache,
-                                  seed=config.seed, augment=config.augment)
+                                  seed=config.seed, augment=config.augment,
+                                  colour_augment=config.colour_augment)
     val = data_lib.make_dataset(spec, "val", config.batch_size, training=False, cache=config.cache)
+    prepare_model_dir(config, spec)  # the first write, after every check
     steps = config.steps_per_epoch or math.ceil(spec.num_records("train") / config.batch_size)
     budget = (callbacks_lib.TimeBudget(config.time_budget, os.path.join(config.model_dir, rundir.BACKUP_DIR))
               if config.time_budget else None)

@@ -49,6 +49,8 @@ def define():
                          "of any size.")
     flags.DEFINE_bool("augment", defaults.augment, "Randomly jitter training images (geometry, brightness, "
                       "contrast, noise): for small real datasets.")
+    flags.DEFINE_bool("colour_augment", defaults.colour_augment, "Randomly recolour training images (channel order, "
+                      "gain, desaturation, ink gamma, fade to white; RGB only): for coloured real captchas.")
     flags.DEFINE_bool("overwrite", defaults.overwrite, "Train again from scratch in a --model_dir that holds a "
                       "finished run: first deletes its run files (best.keras, logs, saved_model/, ...), nothing else.")
     flags.mark_flags_as_required(["model", "data_dir", "model_dir"])
