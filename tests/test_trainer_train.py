@@ -361,7 +361,7 @@ def test_model_dir_that_is_or_is_inside_a_file_is_a_clear_error(fixed_dataset, t
     path.write_text("x")
     with pytest.raises(UserError, match=f"^--model_dir {path} is not a folder$"):
         train.train_and_evaluate(_config("cnn", fixed_dataset, path))
-    with pytest.raises(UserError, match=f"^cannot create --model_dir {path / 'run'}: Not a directory$"):
+    with pytest.raises(UserError, match=f"^cannot create --model_dir {path / 'run'}: {path} is not a directory$"):
         train.train_and_evaluate(_config("cnn", fixed_dataset, path / "run"))
 
 
