@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from trainer_fixtures import CHARSET, fixed_dataset, trained, variable_dataset  # noqa: F401 (fixtures)
 
-from trainer import data, decoding, evaluation, export, inference, rundir, train
+from trainer import data, decoding, export, rundir, scoring, serving, train
 from trainer import spec as spec_lib
 from trainer.errors import UserError
 from trainer.models import MODELS
@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RUN = """
 import json, sys
 import keras, tensorflow as tf
-from trainer import data, decoding, evaluation, train
+from trainer import data, decoding, scoring, train
 from trainer import spec as spec_lib
 
 data_dir, model_dir = sys.argv[1:]
@@ -45,7 +45,7 @@ try:
 except KeyboardInterrupt:
     pass
 history = train.train_and_evaluate(config)
-result = evaluation.evaluate(model_dir, data_dir, "test", batch_size=8)
+result = scoring.evaluate(model_dir, data_dir, "test", batch_size=8)
 spec = spec_lib.DatasetSpec.load(data_dir)
 serialized = list(tf.data.TFRecordDataset(spec.shard_paths("test")).take(6))
 images, _ = data.parse_batch(tf.stack(serialized), spec)
@@ -86,7 +86,7 @@ def test_other_backend_trains_resumes_evaluates_and_exports(backend, fixed_datas
     spec = spec_lib.DatasetSpec.load(fixed_dataset)
     serialized = tf.stack(list(tf.data.TFRecordDataset(spec.shard_paths("test")).take(6)))
     encoded = tf.io.parse_example(serialized, {"image": tf.io.FixedLenFeature([], tf.string)})["image"]
-    served = inference.load_signature(model_dir)(images=encoded)
+    served = serving.load_signature(model_dir)(images=encoded)
     assert [t.decode() for t in served["text"].numpy()] == out["texts"]
     np.testing.assert_allclose(served["confidence"].numpy(), out["confidence"], rtol=1e-3, atol=1e-7)
 
@@ -140,10 +140,10 @@ def test_model_saved_before_uint8_input_loads_evaluates_and_exports(trained, tmp
     images, _ = next(iter(data.make_dataset(spec_lib.DatasetSpec.load(data_dir), "test", 8, training=False)))
     np.testing.assert_allclose(loaded.predict_on_batch(images),
                                legacy.predict_on_batch(tf.cast(images, tf.float32) / 255), atol=1e-6)
-    assert evaluation.evaluate(str(old_dir), data_dir, "test") == evaluation.evaluate(model_dir, data_dir, "test")
+    assert scoring.evaluate(str(old_dir), data_dir, "test") == scoring.evaluate(model_dir, data_dir, "test")
     export.export_run(str(old_dir))
     encoded = [tf.io.encode_png(image).numpy() for image in images]
-    served = inference.load_signature(str(old_dir))(images=tf.constant(encoded))
+    served = serving.load_signature(str(old_dir))(images=tf.constant(encoded))
     assert [t.decode() for t in served["text"].numpy()] == decoding.predict_text(current, images, CHARSET)[0]
 
 

@@ -17,7 +17,7 @@ from trainer_fixtures import (CHARSET, FakeTime, copy_dataset, fixed_dataset, tr
 
 from pipeline import ingest
 from trainer import callbacks as callbacks_lib
-from trainer import data, decoding, evaluation, export, inference, preprocess, train
+from trainer import data, decoding, export, preprocess, scoring, serving, train
 from trainer.errors import UserError
 from trainer.models import MODELS
 from trainer.spec import DatasetSpec
@@ -70,7 +70,7 @@ def test_saved_model_reads_like_the_keras_model(name, trained):
     encoded, images = _raw_images(data_dir, "test", 6)
     model = keras.models.load_model(os.path.join(model_dir, "best.keras"), compile=False)
     texts, confidence = decoding.predict_text(model, images, CHARSET)
-    out = inference.load_signature(model_dir)(images=encoded)
+    out = serving.load_signature(model_dir)(images=encoded)
     assert [t.decode() for t in out["text"].numpy()] == texts
     assert out["confidence"].dtype == tf.float32
     np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)
@@ -78,7 +78,7 @@ def test_saved_model_reads_like_the_keras_model(name, trained):
 
 def test_evaluate_writes_json_and_error_grid(trained):
     model_dir, data_dir = trained["ctc"]
-    result = evaluation.evaluate(model_dir, data_dir, "test", batch_size=4)
+    result = scoring.evaluate(model_dir, data_dir, "test", batch_size=4)
     with open(os.path.join(model_dir, "eval_test.json")) as f:
         assert json.load(f) == result
     assert os.path.exists(os.path.join(model_dir, "eval_test_errors.png"))
@@ -130,7 +130,7 @@ def test_charset_mismatch_is_a_clear_error(trained, tmp_path):
     model_dir, data_dir = trained["cnn"]
     other = _dataset_with(data_dir, tmp_path / "other", charset=CHARSET[::-1])
     with pytest.raises(UserError, match="charset mismatch"):
-        evaluation.evaluate(model_dir, other, "test")
+        scoring.evaluate(model_dir, other, "test")
     with pytest.raises(UserError, match="charset mismatch: the model outputs 36 classes"):
         decoding.is_ctc(36, "0123456789")
 
@@ -291,7 +291,7 @@ def test_bfloat16_training_exports_a_model_that_reads_like_its_checkpoint(fixed_
     assert first_conv.compute_dtype == "bfloat16" and first_conv.variable_dtype == "float32"
     encoded, images = _raw_images(fixed_dataset, "test", 6)
     texts, confidence = decoding.predict_text(model, images, CHARSET)
-    out = inference.load_signature(config.model_dir)(images=encoded)
+    out = serving.load_signature(config.model_dir)(images=encoded)
     assert [t.decode() for t in out["text"].numpy()] == texts
     assert out["confidence"].dtype == tf.float32
     np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)
@@ -394,7 +394,7 @@ def test_evaluate_names_a_shard_that_lost_or_broke_records(trained, tmp_path, fa
     copy = copy_dataset(data_dir, tmp_path / "data")
     fault(copy, "test.tfrecord-00001-of-00002")
     with pytest.raises(UserError, match=match) as raised:
-        evaluation.evaluate(model_dir, copy, "test", batch_size=4, verify_shards=False)
+        scoring.evaluate(model_dir, copy, "test", batch_size=4, verify_shards=False)
     assert "\n" not in str(raised.value) and "Detected at node" not in str(raised.value)
 
 
@@ -402,7 +402,7 @@ def test_evaluate_refuses_a_cnn_on_other_label_lengths(trained, variable_dataset
     model_dir, _ = trained["cnn"]
     with pytest.raises(UserError, match=r"label length mismatch: the 'cnn' model in .* reads labels of length \[4\], "
                                         r"the dataset has \[4, 5, 6\]"):
-        evaluation.evaluate(model_dir, variable_dataset, "test")
+        scoring.evaluate(model_dir, variable_dataset, "test")
 
 
 @pytest.mark.parametrize("content, match", [
@@ -416,7 +416,7 @@ def test_damaged_config_json_is_a_clear_error(trained, tmp_path, content, match)
     shutil.copytree(model_dir, copy)
     (copy / "config.json").write_text(content)
     with pytest.raises(UserError, match=match):
-        evaluation.evaluate(str(copy), data_dir, "val")
+        scoring.evaluate(str(copy), data_dir, "val")
     if "decoder" not in match:  # fine-tuning reads only the model name
         with pytest.raises(UserError, match=match):
             train.train_and_evaluate(_config("cnn", data_dir, tmp_path / "new", init_from=str(copy)))
@@ -424,11 +424,11 @@ def test_damaged_config_json_is_a_clear_error(trained, tmp_path, content, match)
 
 def test_evaluate_names_a_model_dir_without_a_model(fixed_dataset, tmp_path):
     with pytest.raises(UserError, match=f"^--model_dir {tmp_path / 'missing'} does not exist$"):
-        evaluation.evaluate(str(tmp_path / "missing"), fixed_dataset)
+        scoring.evaluate(str(tmp_path / "missing"), fixed_dataset)
     with pytest.raises(UserError, match=f"^--model_dir {fixed_dataset} holds no trained model"):
-        evaluation.evaluate(fixed_dataset, fixed_dataset)
+        scoring.evaluate(fixed_dataset, fixed_dataset)
     with pytest.raises(UserError, match="batch_size must be at least 1, got 0"):
-        evaluation.evaluate(fixed_dataset, fixed_dataset, batch_size=0)
+        scoring.evaluate(fixed_dataset, fixed_dataset, batch_size=0)
 
 
 def test_unloadable_model_files_are_clear_errors(trained, tmp_path):
@@ -438,16 +438,16 @@ def test_unloadable_model_files_are_clear_errors(trained, tmp_path):
     (copy / "best.keras").write_text("not a zip")
     (copy / "saved_model" / "saved_model.pb").write_text("not a proto")
     with pytest.raises(UserError, match=f"^cannot load {copy}/best.keras: "):
-        evaluation.evaluate(str(copy), data_dir)
+        scoring.evaluate(str(copy), data_dir)
     with pytest.raises(UserError, match=f"^cannot load the SavedModel in {copy}/saved_model: "):
-        inference.load_signature(str(copy))
+        serving.load_signature(str(copy))
     with pytest.raises(UserError, match=f"^--model_dir {tmp_path / 'missing'} does not exist$"):
-        inference.load_signature(str(tmp_path / "missing"))
+        serving.load_signature(str(tmp_path / "missing"))
 
 
 @pytest.mark.parametrize("name", ["cnn", "ctc"])
 def test_saved_model_answers_an_empty_batch_with_empty_results(name, trained):
-    out = inference.load_signature(trained[name][0])(images=tf.constant([], tf.string))
+    out = serving.load_signature(trained[name][0])(images=tf.constant([], tf.string))
     assert out["text"].shape == (0,) and out["text"].dtype == tf.string
     assert out["confidence"].shape == (0,) and out["confidence"].dtype == tf.float32
 
@@ -471,7 +471,7 @@ def test_saved_model_follows_the_preprocessing_of_its_spec(trained, tmp_path):
     odd = _odd_images()
     pixels = tf.stack([preprocess.decode_image(image, shape, spec.preprocessing) for image in odd])
     texts, confidence = decoding.predict_text(model, pixels, CHARSET)
-    out = inference.load_signature(model_dir)(images=tf.constant(odd))
+    out = serving.load_signature(model_dir)(images=tf.constant(odd))
     assert [t.decode() for t in out["text"].numpy()] == texts
     np.testing.assert_allclose(out["confidence"].numpy(), confidence, rtol=1e-3, atol=1e-7)
 
@@ -503,8 +503,8 @@ def test_model_dir_on_another_filesystem_trains_evaluates_and_exports(fixed_data
     assert not tf.io.gfile.exists(f"{model_dir}/backup")  # a finished run
     with pytest.raises(UserError, match="holds a finished run"):
         train.train_and_evaluate(_config("ctc_lite", fixed_dataset, model_dir, epochs=1, steps_per_epoch=1))
-    result = evaluation.evaluate(model_dir, fixed_dataset, "test", batch_size=8)
+    result = scoring.evaluate(model_dir, fixed_dataset, "test", batch_size=8)
     assert json.loads(tf.io.gfile.GFile(f"{model_dir}/eval_test.json").read()) == json.loads(json.dumps(result))
     assert tf.io.gfile.GFile(f"{model_dir}/eval_test_errors.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     encoded, _ = _raw_images(fixed_dataset, "test", 2)
-    assert len(inference.load_signature(model_dir)(images=encoded)["text"]) == 2
+    assert len(serving.load_signature(model_dir)(images=encoded)["text"]) == 2

@@ -6,7 +6,7 @@ Writes MODEL_DIR/eval_test.json and MODEL_DIR/eval_test_errors.png (mispredicted
 """
 from absl import app, flags
 
-from trainer import decoding, evaluation, metrics
+from trainer import decoding, metrics, scoring
 from trainer.errors import exit_on_user_error
 
 flags.DEFINE_string("model_dir", None, "Folder written by trainer.main.")
@@ -23,7 +23,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     with exit_on_user_error():
-        result = evaluation.evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.batch_size,
+        result = scoring.evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.batch_size,
                                      FLAGS.decoder, FLAGS.verify_shards)
     print(metrics.format_table(result))
 

@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import decoding, inference, preprocess, rundir
+from trainer import decoding, preprocess, rundir, serving
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -67,7 +67,7 @@ def export_run(model_dir):
                         f"run KERAS_BACKEND=tensorflow python -m trainer.export --model_dir={model_dir}")
     model = rundir.load_model(model_dir)
     spec = DatasetSpec.load(model_dir)
-    export_saved_model(model, spec.charset, os.path.join(model_dir, inference.SAVED_MODEL),
+    export_saved_model(model, spec.charset, os.path.join(model_dir, serving.SAVED_MODEL),
                        rundir.read_config(model_dir)["decoder"], spec.preprocessing)
 
 

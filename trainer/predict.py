@@ -10,7 +10,7 @@ import sys
 
 from absl import app, flags
 
-from trainer import inference
+from trainer import serving
 from trainer.errors import exit_on_user_error
 
 flags.DEFINE_string("model_dir", None, "Folder written by trainer.main (uses its saved_model/).")
@@ -22,9 +22,9 @@ def main(argv):
     if len(argv) < 2:
         raise app.UsageError("give one or more image files")
     with exit_on_user_error():
-        signature = inference.load_signature(FLAGS.model_dir)
+        signature = serving.load_signature(FLAGS.model_dir)
     failed = 0
-    for path, text, confidence, error in inference.predict_files(signature, argv[1:]):
+    for path, text, confidence, error in serving.predict_files(signature, argv[1:]):
         if error:
             failed += 1
             print(f"error: {error}", file=sys.stderr, flush=True)

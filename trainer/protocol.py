@@ -18,7 +18,7 @@ import captcha.image
 import tensorflow as tf
 from absl import app, flags
 
-from trainer import evaluation, inference, macs, metrics, report, rundir, train_flags
+from trainer import macs, metrics, report, rundir, scoring, serving, train_flags
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -79,8 +79,8 @@ def measure(model_dir, data_dir, train_images_per_s, train_minutes, direct_count
     model = rundir.load_model(model_dir)
     model_path = os.path.join(model_dir, rundir.BEST_MODEL)
     spec = DatasetSpec.load(data_dir)
-    test = evaluation.evaluate(model_dir, data_dir, "test")
-    signature = inference.load_signature(model_dir)
+    test = scoring.evaluate(model_dir, data_dir, "test")
+    signature = serving.load_signature(model_dir)
     pairs = render_direct(spec, direct_count, direct_seed)
     row = {
         "model": model.name, "params": model.count_params(),

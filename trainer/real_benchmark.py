@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import evaluation, inference, metrics, report, train
+from trainer import metrics, report, scoring, serving, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -96,7 +96,7 @@ def ddddocr_read(images):
 
 def saved_model_read(model_dir, images, batch_size=64):
     """The run's exported SavedModel's reading of each encoded image (what a user's server would answer)."""
-    signature = inference.load_signature(model_dir)
+    signature = serving.load_signature(model_dir)
     texts = []
     for start in range(0, len(images), batch_size):
         out = signature(images=tf.constant(images[start:start + batch_size]))
@@ -121,7 +121,7 @@ def benchmark_set(name, input_args, output_root, train_minutes, label_regex, pee
     keras.backend.clear_session()
     _, _, minutes = report.train_timed(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=model_dir,
                                                          time_budget=train_minutes * 60, seed=0, overwrite=True))
-    result = evaluation.evaluate(model_dir, data_dir, "test")
+    result = scoring.evaluate(model_dir, data_dir, "test")
     row = {"set": name, "images": spec.num_files, "test_images": result["num_examples"],
            "captcha_acc": result["captcha_acc"], "char_acc": result["char_acc"], "train_minutes": minutes,
            "ddddocr_captcha_acc": None, "disputed_labels": None}

@@ -42,7 +42,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 from matplotlib.figure import Figure  # no pyplot: savefig renders PNG with Agg, no GUI backend involved
 
 import sweepfile
-from trainer import evaluation, report, rundir, train
+from trainer import report, rundir, scoring, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -182,7 +182,7 @@ def train_one(run):
     config = dataclasses.replace(run.config, overwrite=rundir.is_finished(run.config.model_dir))
     try:
         history, images_per_s, minutes = report.train_timed(config)
-        metrics = {split: evaluation.evaluate(config.model_dir, config.data_dir, split, config.batch_size,
+        metrics = {split: scoring.evaluate(config.model_dir, config.data_dir, split, config.batch_size,
                                               verify_shards=config.verify_shards) for split in ("val", "test")}
     except UserError as e:
         raise UserError(f"run {config.model_dir}: {e}") from None
