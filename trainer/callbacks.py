@@ -208,7 +208,8 @@ class TimeBudget(keras.callbacks.Callback):
             tf.io.gfile.makedirs(os.path.dirname(self.state_path))
             with tf.io.gfile.GFile(self.state_path + ".tmp", "w") as f:
                 json.dump({"elapsed_seconds": self.elapsed_fraction() * self.seconds}, f)
-            tf.io.gfile.rename(self.state_path + ".tmp", self.state_path, overwrite=True)  # a kill mid-write leaves the previous epoch's
+            # a kill mid-write leaves the previous epoch's
+            tf.io.gfile.rename(self.state_path + ".tmp", self.state_path, overwrite=True)
 
 
 def cosine_decay(peak, steps, warmup=0.0):

@@ -24,7 +24,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     with exit_on_user_error():
         result = scoring.evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.batch_size,
-                                     FLAGS.decoder, FLAGS.verify_shards)
+                                  FLAGS.decoder, FLAGS.verify_shards)
     print(metrics.format_table(result))
 
 

@@ -10,12 +10,12 @@ import time
 from trainer import callbacks, train
 
 
-def train_timed(config):
-    """Trains `config` (trainer.train.train_and_evaluate); returns (History, train images/s after the first step
-    with input included, wall minutes of the whole training, export included)."""
+def train_timed(config, extra_callbacks=()):
+    """Trains `config` (trainer.train.train_and_evaluate, `extra_callbacks` after ours); returns (History, train
+    images/s after the first step with input included, wall minutes of the whole training, export included)."""
     throughput = callbacks.TrainThroughput(config.batch_size)
     started = time.perf_counter()
-    history = train.train_and_evaluate(config, extra_callbacks=[throughput])
+    history = train.train_and_evaluate(config, extra_callbacks=[throughput, *extra_callbacks])
     return history, throughput.images_per_second(), (time.perf_counter() - started) / 60
 
 

@@ -183,7 +183,7 @@ def train_one(run):
     try:
         history, images_per_s, minutes = report.train_timed(config)
         metrics = {split: scoring.evaluate(config.model_dir, config.data_dir, split, config.batch_size,
-                                              verify_shards=config.verify_shards) for split in ("val", "test")}
+                                           verify_shards=config.verify_shards) for split in ("val", "test")}
     except UserError as e:
         raise UserError(f"run {config.model_dir}: {e}") from None
     model = keras.models.load_model(os.path.join(config.model_dir, "best.keras"), compile=False)

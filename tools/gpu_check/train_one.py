@@ -21,7 +21,6 @@ import time
 
 import keras
 
-from trainer import callbacks as callbacks_lib
 from trainer import data as data_lib
 from trainer import protocol, report, train
 from trainer.spec import DatasetSpec
@@ -164,19 +163,16 @@ def config_for(args):
 
 def run_protocol(args):
     config = config_for(args)
-    throughput = callbacks_lib.TrainThroughput(config.batch_size)
     wait = InputWait(config.batch_size)
-    started = time.perf_counter()
     with Utilisation() as util:
-        train.train_and_evaluate(config, extra_callbacks=[throughput, wait])
-    train_seconds = time.perf_counter() - started
+        _, images_per_s, train_minutes = report.train_timed(config, [wait])
     measured = time.perf_counter()
-    row = protocol.measure(config.model_dir, config.data_dir, throughput.images_per_second(), train_seconds / 60,
-                           args.direct_count, timing_seconds=args.timing_seconds)
+    row = protocol.measure(config.model_dir, config.data_dir, images_per_s, train_minutes, args.direct_count,
+                           timing_seconds=args.timing_seconds)
     table = report.markdown_table([row], protocol.ROW_KEYS)
     print(table, end="")
     return {"row": row, "markdown": table.splitlines()[-1], "input_wait": wait.result(),
-            "gpu_util_training": util.result(), "train_wall_s": round(train_seconds, 1),
+            "gpu_util_training": util.result(), "train_wall_s": round(train_minutes * 60, 1),
             "measure_wall_s": round(time.perf_counter() - measured, 1),
             "config": {k: getattr(config, k) for k in ("model", "batch_size", "precision", "time_budget",
                                                        "steps_per_epoch", "lr_schedule", "warmup", "learning_rate")}}
