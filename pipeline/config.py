@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image height (default 64; images source: the input images' median height, or the "
                              "height that keeps their aspect ratio at --width)")
     parser.add_argument("--case_insensitive", action="store_true",
-                        help="images source: fold labels and --charset to lower case (for labels that disagree "
-                             "with the images on case)")
+                        help="fold labels and --charset to lower case (images source: for labels that disagree "
+                             "with the images on case; synthetic source: each letter is drawn in either case "
+                             "at random and labelled in lower case, to pre-train for such sets)")
     parser.add_argument("--fonts", type=_str_list, default=None,
                         help="comma-separated font files (default: the captcha package's own font)")
     parser.add_argument("--font_sizes", type=_int_list, default=DEFAULT_FONT_SIZES,
@@ -195,8 +196,11 @@ def parse(argv: Optional[List[str]]):
         if n < 0:
             raise ValueError("--%s_size must be >= 0, got %d" % (split, n))
     min_length, max_length = _lengths(args)
+    charset = charsets.resolve_charset(charsets.DEFAULT if args.charset is None else args.charset)
+    if args.case_insensitive:
+        charset = "".join(dict.fromkeys(charset.lower()))
     settings = RenderSettings(
-        charset=charsets.resolve_charset(charsets.DEFAULT if args.charset is None else args.charset),
+        charset=charset, case_insensitive=args.case_insensitive,
         min_length=min_length,
         max_length=max_length, width=RenderSettings.width if args.width is None else args.width,
         height=RenderSettings.height if args.height is None else args.height,

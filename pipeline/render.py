@@ -52,6 +52,7 @@ class RenderSettings:
     height: int = 64
     fonts: Tuple[str, ...] = tuple(captcha.image.DEFAULT_FONTS)
     font_sizes: Tuple[int, ...] = DEFAULT_FONT_SIZES
+    case_insensitive: bool = False  # labels in the (lower-case) charset, each letter drawn in either case
 
     def validate(self):
         """Raises ValueError with a one-line message naming the bad setting."""
@@ -71,6 +72,8 @@ class RenderSettings:
             raise ValueError("--font_sizes must be positive integers, got %r" % (self.font_sizes,))
         if not self.fonts:
             raise ValueError("--fonts is empty")
+        if self.case_insensitive and self.charset != self.charset.lower():
+            raise ValueError("case-insensitive rendering needs a lower-case charset, got %r" % self.charset)
         for path in self.fonts:
             try:
                 ImageFont.truetype(path, self.font_sizes[0])
@@ -84,10 +87,13 @@ class RenderSettings:
             with open(path, "rb") as f:
                 fonts.append({"file": path.replace("\\", "/").rsplit("/", 1)[-1],
                               "sha256": hashlib.sha256(f.read()).hexdigest()})
-        return {"generator": "captcha.image.ImageCaptcha.generate_image",
-                "captcha_version": captcha.__version__,
-                "fonts": fonts, "font_sizes": list(self.font_sizes),
-                "min_length": self.min_length, "max_length": self.max_length}
+        described = {"generator": "captcha.image.ImageCaptcha.generate_image",
+                     "captcha_version": captcha.__version__,
+                     "fonts": fonts, "font_sizes": list(self.font_sizes),
+                     "min_length": self.min_length, "max_length": self.max_length}
+        if self.case_insensitive:  # only when set: the identities of datasets rendered before stay the same
+            described["case_insensitive"] = True
+        return described
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,9 +124,10 @@ class CaptchaRenderer:
         rng = record_rng(seed, split, index)
         length = rng.randint(s.min_length, s.max_length)
         text = "".join(rng.choice(s.charset) for _ in range(length))
+        drawn = "".join(rng.choice((c, c.upper())) for c in text) if s.case_insensitive else text
         _RANDOM.use(rng)
         try:
-            image = self._captcha.generate_image(text)
+            image = self._captcha.generate_image(drawn)
         finally:
             _RANDOM.use(None)
         buffer = io.BytesIO()

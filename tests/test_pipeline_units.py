@@ -9,6 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
 from pipeline import charsets, records
+from pipeline import config as dataset_config
 from pipeline.render import CaptchaRenderer, RenderSettings
 from pipeline.shards import Task, default_num_shards, plan_tasks, shard_name, shard_range
 from pipeline.synthetic import RenderShard, RenderShards
@@ -131,3 +132,24 @@ def test_render_shards_transform_writes_files(tmp_path):
                                        ("val.tfrecord-00000-of-00001", 2)]))
     assert sorted(f.name for f in tmp_path.iterdir()) == [
         "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002", "val.tfrecord-00000-of-00001"]
+
+
+def test_case_insensitive_rendering_draws_either_case_and_labels_lower_case(monkeypatch):
+    settings = RenderSettings(charset="abc", case_insensitive=True)
+    renderer = CaptchaRenderer(settings)
+    drawn = []
+    generate = renderer._captcha.generate_image
+    monkeypatch.setattr(renderer._captcha, "generate_image", lambda text: drawn.append(text) or generate(text))
+    records_ = [renderer.render(0, "train", i) for i in range(20)]
+    assert all(r.text.islower() for r in records_)
+    assert [d.lower() for d in drawn] == [r.text for r in records_]
+    letters = "".join(drawn)
+    assert any(c.isupper() for c in letters) and any(c.islower() for c in letters)
+    assert "case_insensitive" in settings.describe() and "case_insensitive" not in RenderSettings().describe()
+    with pytest.raises(ValueError, match="lower-case charset"):
+        RenderSettings(charset="AB", case_insensitive=True).validate()
+
+
+def test_case_insensitive_synthetic_flag_folds_the_charset():
+    config, _ = dataset_config.parse(["--output_dir=unused", "--case_insensitive", "--charset=alnum_upper"])
+    assert config.render.charset == "0123456789abcdefghijklmnopqrstuvwxyz" and config.render.case_insensitive
