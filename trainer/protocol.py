@@ -18,7 +18,7 @@ import captcha.image
 import tensorflow as tf
 from absl import app, flags
 
-from trainer import macs, metrics, report, rundir, scoring, serving, train_flags
+from trainer import macs, metrics, report, rundir, serving, train_flags
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -79,20 +79,20 @@ def measure(model_dir, data_dir, train_images_per_s, train_minutes, direct_count
     model = rundir.load_model(model_dir)
     model_path = os.path.join(model_dir, rundir.BEST_MODEL)
     spec = DatasetSpec.load(data_dir)
-    test = scoring.evaluate(model_dir, data_dir, "test")
+    test = report.score(model_dir, data_dir, ("test",))
     signature = serving.load_signature(model_dir)
     pairs = render_direct(spec, direct_count, direct_seed)
     row = {
         "model": model.name, "params": model.count_params(),
         "file_mb": os.path.getsize(model_path) / 1e6, "mmacs": macs.count(model) / 1e6,
         "train_images_per_s": train_images_per_s, "train_minutes": train_minutes,
-        "test_captcha_acc": test["captcha_acc"], "test_char_acc": test["char_acc"],
+        "test_captcha_acc": test["test_captcha_acc"], "test_char_acc": test["test_char_acc"],
         "direct_captcha_acc": direct_accuracy(signature, pairs),
         "predict_images_per_s_b1": prediction_rate(signature, pairs[0][0], 1, timing_seconds),
         "predict_images_per_s_b64": prediction_rate(signature, pairs[0][0], 64, timing_seconds),
     }
     with tf.io.gfile.GFile(os.path.join(model_dir, "protocol.json"), "w") as f:
-        json.dump(dict(row, test_examples=test["num_examples"], direct_examples=direct_count), f, indent=2)
+        json.dump(dict(row, test_examples=test["test_examples"], direct_examples=direct_count), f, indent=2)
     return row
 
 

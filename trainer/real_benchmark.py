@@ -22,15 +22,15 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import metrics, report, scoring, serving, train
+from trainer import metrics, report, serving, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 LABEL_FILES = ("labels.csv", "labels.tsv", "labels.txt")
 DEFAULT_LABEL_REGEX = r"^([^_.]+)"
-COLUMNS = ("set", "images", "test_images", "captcha_acc", "char_acc", "train_minutes", "ddddocr_captcha_acc",
-           "disputed_labels")
+COLUMNS = ("set", "images", "test_examples", "test_captcha_acc", "test_char_acc", "train_minutes",
+           "ddddocr_captcha_acc", "disputed_labels")
 
 FLAGS = flags.FLAGS
 
@@ -41,7 +41,7 @@ def define_flags():
     flags.DEFINE_string("output_root", "runs/real_benchmark", "Where datasets, runs and results are written.")
     flags.DEFINE_float("train_minutes", 20, "Training time per set (--model=auto --time_budget).")
     flags.DEFINE_string("label_regex", DEFAULT_LABEL_REGEX, "Label from the file name, for sets without a labels file.")
-    flags.DEFINE_list("sets", None, "Only these sets (paths relative to --real_root).")
+    flags.DEFINE_list("sets", None, "Only these sets (paths relative to --real_root), in this order.")
     flags.DEFINE_bool("peers", True, "Also read each test split with ddddocr, where it is installed.")
     flags.mark_flag_as_required("real_root")
 
@@ -119,12 +119,10 @@ def benchmark_set(name, input_args, output_root, train_minutes, label_regex, pee
     ingest(input_args, data_dir, label_regex)
     spec = DatasetSpec.load(data_dir)
     keras.backend.clear_session()
-    _, _, minutes = report.train_timed(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=model_dir,
-                                                         time_budget=train_minutes * 60, seed=0, overwrite=True))
-    result = scoring.evaluate(model_dir, data_dir, "test")
-    row = {"set": name, "images": spec.num_files, "test_images": result["num_examples"],
-           "captcha_acc": result["captcha_acc"], "char_acc": result["char_acc"], "train_minutes": minutes,
-           "ddddocr_captcha_acc": None, "disputed_labels": None}
+    measured = report.train_and_score(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=model_dir,
+                                                        time_budget=train_minutes * 60, seed=0, overwrite=True),
+                                      ("test",))
+    row = {"set": name, "images": spec.num_files, **measured, "ddddocr_captcha_acc": None, "disputed_labels": None}
     theirs = None
     if peers:
         images, labels = zip(*test_images(spec))
@@ -142,17 +140,16 @@ def benchmark_set(name, input_args, output_root, train_minutes, label_regex, pee
 
 
 def run_benchmark(real_root, output_root, train_minutes, label_regex=DEFAULT_LABEL_REGEX, only=None, peers=True):
-    """Benchmarks every set (or those in `only`); writes results.md and results.json; returns the rows."""
+    """Benchmarks every set (or those in `only`, in its order); writes results.md and results.json (after each set,
+    so a stopped benchmark keeps the rows it finished); returns the rows."""
     sets = find_sets(real_root)
     unknown = sorted(set(only or ()) - set(sets))
     if unknown:
         raise UserError(f"--sets {', '.join(unknown)} not found under {real_root}; sets: {', '.join(sets)}")
     rows = []
-    for name, input_args in sets.items():
-        if only and name not in only:
-            continue
+    for name in only or sets:
         logging.info("benchmarking %s", name)
-        rows.append(benchmark_set(name, input_args, output_root, train_minutes, label_regex, peers))
+        rows.append(benchmark_set(name, sets[name], output_root, train_minutes, label_regex, peers))
         with tf.io.gfile.GFile(os.path.join(output_root, "results.json"), "w") as f:
             json.dump(rows, f, indent=2)
     with tf.io.gfile.GFile(os.path.join(output_root, "results.md"), "w") as f:

@@ -1,13 +1,37 @@
-"""What trainer.sweep, trainer.protocol and trainer.real_benchmark share: one timed training and one Markdown table
-whose cells are written the same way for the same kind of figure (the column name says which).
+"""What trainer.sweep, trainer.protocol, trainer.real_benchmark and trainer.pretrain_sweep share: one "train, then
+measure" path whose result rows have one schema (RESULT_KEYS), and one Markdown table whose cells are written the
+same way for the same kind of figure (the column name says which).
 
     from trainer import report
-    history, images_per_s, minutes = report.train_timed(config)
-    print(report.markdown_table(rows, ["model", "test_captcha_acc", "train_minutes"]))
+    row = report.train_and_score(config, splits=("val", "test"))   # {"val_captcha_acc": ..., "train_minutes": ...}
+    print(report.markdown_table([row], ["test_captcha_acc", "train_minutes"]))
 """
 import time
 
-from trainer import callbacks, train
+from trainer import callbacks, scoring, train
+
+# The result row of a trained and scored model: whole-captcha and character accuracy and the number of examples
+# of each split scored ({split}_captcha_acc, {split}_char_acc, {split}_examples), then how it trained.
+TRAIN_KEYS = ("train_images_per_s", "train_minutes", "epochs_run")
+
+
+def score(model_dir, data_dir, splits, verify_shards=True):
+    """{SPLIT_captcha_acc, SPLIT_char_acc, SPLIT_examples} of model_dir's best model on each split of data_dir (each
+    evaluation also writes eval_SPLIT.json and its error grid into model_dir, scoring.evaluate)."""
+    row = {}
+    for split in splits:
+        result = scoring.evaluate(model_dir, data_dir, split, verify_shards=verify_shards)
+        row.update({f"{split}_captcha_acc": result["captcha_acc"], f"{split}_char_acc": result["char_acc"],
+                    f"{split}_examples": result["num_examples"]})
+    return row
+
+
+def train_and_score(config, splits=("val", "test"), extra_callbacks=()):
+    """Trains `config` (train_timed), then scores its best model on `splits` of its dataset: one result row, the
+    keys of `score` and TRAIN_KEYS."""
+    history, images_per_s, minutes = train_timed(config, extra_callbacks)
+    return {**score(config.model_dir, config.data_dir, splits, config.verify_shards),
+            "train_images_per_s": images_per_s, "train_minutes": minutes, "epochs_run": len(history.epoch)}
 
 
 def train_timed(config, extra_callbacks=()):

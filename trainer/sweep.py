@@ -42,7 +42,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 from matplotlib.figure import Figure  # no pyplot: savefig renders PNG with Agg, no GUI backend involved
 
 import sweepfile
-from trainer import report, rundir, scoring, train
+from trainer import report, rundir, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -181,18 +181,14 @@ def train_one(run):
     """
     config = dataclasses.replace(run.config, overwrite=rundir.is_finished(run.config.model_dir))
     try:
-        history, images_per_s, minutes = report.train_timed(config)
-        metrics = {split: scoring.evaluate(config.model_dir, config.data_dir, split, config.batch_size,
-                                           verify_shards=config.verify_shards) for split in ("val", "test")}
+        measured = report.train_and_score(config, ("val", "test"))
     except UserError as e:
         raise UserError(f"run {config.model_dir}: {e}") from None
     model = keras.models.load_model(os.path.join(config.model_dir, "best.keras"), compile=False)
     result = {
         "dataset_folder": run.dataset_folder, "dataset_settings": run.dataset_settings,
         "train_name": run.train_name, "train_settings": run.train_settings,
-        "config": dataclasses.asdict(config), "epochs_run": len(history.epoch),
-        **{f"{split}_{key}": metrics[split][key] for split in metrics for key in ("captcha_acc", "char_acc")},
-        "params": model.count_params(), "train_images_per_s": images_per_s, "train_minutes": minutes,
+        "config": dataclasses.asdict(config), **measured, "params": model.count_params(),
     }
     log_hparams(run, result)
     _write_atomic(os.path.join(config.model_dir, RESULT_FILE), json.dumps(result, indent=2))
