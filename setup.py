@@ -48,5 +48,6 @@ setuptools.setup(
         "captcha-sweep-train=trainer.sweep:run",
         "captcha-protocol=trainer.protocol:run",
         "captcha-real-benchmark=trainer.real_benchmark:run",
+        "captcha-pretrain-sweep=trainer.pretrain_sweep:run",
     ]},
 )
