@@ -131,17 +131,24 @@ def train_reader(reader):
 
 
 def tables(results):
-    """(Markdown table of every reader, Markdown table of the means over seeds per variant), real_only first."""
-    keys = list(dict.fromkeys(k for r in results for k in r["settings"]))
-    rows = [{"variant": r["variant"], **{k: setting_cell(r["settings"].get(k)) for k in keys}, "seed": r["seed"],
+    """(Markdown table of every reader, Markdown table of the means over seeds per variant), real_only first; a
+    variant is named by its dataset identity, beside the settings that differ between variants."""
+    rendered = [r["settings"] for r in results if r["variant"] != REAL_ONLY]
+    keys = [k for k in dict.fromkeys(k for settings in rendered for k in settings)
+            if len({json.dumps(settings.get(k)) for settings in rendered}) > 1]
+
+    def name(result):
+        return result["variant"] if result["variant"] == REAL_ONLY else result["variant"].rsplit("-", 1)[-1]
+
+    rows = [{"variant": name(r), **{k: setting_cell(r["settings"].get(k)) for k in keys}, "seed": r["seed"],
              **{c: r[c] for c in METRIC_COLUMNS}} for r in results]
     means = []
     for variant in dict.fromkeys(r["variant"] for r in results):
         mine = [r for r in results if r["variant"] == variant]
-        means.append({"variant": variant, "runs": len(mine),
-                      **{c: statistics.mean(r[c] for r in mine) for c in MEAN_COLUMNS[1:]}})
+        means.append({"variant": name(mine[0]), **{k: setting_cell(mine[0]["settings"].get(k)) for k in keys},
+                      "runs": len(mine), **{c: statistics.mean(r[c] for r in mine) for c in MEAN_COLUMNS[1:]}})
     return (report.markdown_table(rows, ["variant", *keys, "seed", *METRIC_COLUMNS]),
-            report.markdown_table(means, ["variant", *MEAN_COLUMNS]))
+            report.markdown_table(means, ["variant", *keys, *MEAN_COLUMNS]))
 
 
 def run_pretrain_sweep(sweep_file, output_root, real_data, pretrain_steps, finetune_steps, seeds):
