@@ -19,11 +19,11 @@ dataset:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    """An output root with two render variants (digits, 96x32) and a stand-in "real" set of another width."""
+    """An output root with two render variants (digits, 96x32) and a stand-in "real" set of another seed."""
     root = tmp_path_factory.mktemp("pretrain")
     (root / "variants.yaml").write_text(VARIANTS)
     pipeline_sweep.run([f"--sweep_file={root / 'variants.yaml'}", f"--output_root={root}", "--direct_num_workers=1"])
-    run_pipeline([f"--output_dir={root / 'real'}", "--charset=digits", "--width=80", "--height=32",
+    run_pipeline([f"--output_dir={root / 'real'}", "--charset=digits", "--width=96", "--height=32",
                   "--font_sizes=22,26", "--train_size=16", "--val_size=8", "--test_size=8", "--seed=9",
                   "--direct_num_workers=1"])
     return root
@@ -61,11 +61,16 @@ def test_bad_plans_are_refused_before_training(root, sweep_text, steps, seeds, m
         _plan(root, sweep_text, steps, seeds)
 
 
-def test_a_variant_with_another_charset_is_refused(root):
-    run_pipeline([f"--output_dir={root / 'real_hex'}", "--charset=hex", "--width=80", "--height=32",
-                  "--font_sizes=22,26", "--train_size=4", "--val_size=4", "--test_size=4", "--direct_num_workers=1"])
-    with pytest.raises(UserError, match="render with --charset=0123456789ABCDEF"):
-        _plan(root, real="real_hex")
+@pytest.mark.parametrize("flags, message", [
+    (["--charset=hex", "--width=96"], "render with --charset=0123456789ABCDEF"),
+    (["--charset=digits", "--width=160"], r"cnn reader images of \(32, 96\) .* \(32, 160\) .* would not fit"),
+])
+def test_a_variant_whose_reader_cannot_fine_tune_on_the_real_set_is_refused(root, flags, message):
+    real = "real_" + flags[0][-3:] + flags[1][-3:]
+    run_pipeline([f"--output_dir={root / real}", *flags, "--height=32", "--font_sizes=22,26", "--train_size=4",
+                  "--val_size=4", "--test_size=4", "--direct_num_workers=1"])
+    with pytest.raises(UserError, match=message):
+        _plan(root, real=real)
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from absl import app, flags, logging
 
 from trainer import recipe, report, rundir, sweep, train
 from trainer.errors import UserError, exit_on_user_error
+from trainer.models import input_size
 from trainer.spec import DatasetSpec
 
 STEPS_PER_EPOCH = 100  # validate, and keep the best checkpoint, every 100 steps
@@ -65,10 +66,7 @@ def plan_readers(sweep_file, output_root, real_data, pretrain_steps, finetune_st
     variants = sweep.dataset_folders(parsed, output_root)
     for folder, _ in variants:
         rendered = DatasetSpec.load(os.path.join(output_root, folder))
-        if rendered.charset != real_spec.charset:
-            raise UserError(f"render variant {folder} has the charset {rendered.charset!r}, {real_data} has "
-                            f"{real_spec.charset!r}: render with --charset={real_spec.charset} (and "
-                            f"--case_insensitive where the real labels are folded to lower case)")
+        check_weights_carry(rendered, real_spec, folder, real_data)
     runs_root = os.path.join(output_root, "pretrain_runs", real_spec.identity)
     readers = []
     for seed in seeds:
@@ -83,6 +81,23 @@ def plan_readers(sweep_file, output_root, real_data, pretrain_steps, finetune_st
                                 init_from=pretrain.model_dir)
             readers.append(Reader(folder, settings, seed, pretrain, final))
     return runs_root, readers
+
+
+def check_weights_carry(rendered, real, folder, real_data):
+    """UserError unless the reader `--model=auto` pre-trains on the `rendered` spec can fine-tune on the `real` one:
+    the same charset, and for a per-position reader the same label lengths and input size."""
+    if rendered.charset != real.charset:
+        raise UserError(f"render variant {folder} has the charset {rendered.charset!r}, {real_data} has "
+                        f"{real.charset!r}: render with --charset={real.charset} (and --case_insensitive where the "
+                        "real labels are folded to lower case)")
+    if recipe.choose(rendered)["model"] != recipe.ONE_LENGTH_MODEL:
+        return  # a CTC reader carries to any image width and label length
+    sizes = [input_size(spec.image_shape, recipe.INPUT_HEIGHT) for spec in (rendered, real)]
+    if sizes[0] != sizes[1] or list(rendered.label_lengths) != list(real.label_lengths):
+        raise UserError(f"render variant {folder} gives the {recipe.ONE_LENGTH_MODEL} reader images of {sizes[0]} "
+                        f"and labels of length {list(rendered.label_lengths)}, {real_data} {sizes[1]} and "
+                        f"{list(real.label_lengths)}: its weights would not fit; render at the real images' aspect "
+                        "ratio and label length")
 
 
 def steps(config):
