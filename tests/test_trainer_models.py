@@ -37,9 +37,10 @@ def test_mixed_precision_keeps_the_output_float32(name, policy, compute_dtype):
     assert model.output.dtype == "float32"
 
 
-def test_cnn_refuses_variable_length_labels():
+@pytest.mark.parametrize("name", ["cnn", "attn_small"])
+def test_per_position_models_refuse_variable_length_labels(name):
     with pytest.raises(ValueError, match="fixed-length labels"):
-        MODELS["cnn"](SHAPE, len(CHARSET), [4, 5, 6])
+        MODELS[name](SHAPE, len(CHARSET), [4, 5, 6])
 
 
 @pytest.mark.parametrize("name, time_steps", [("ctc", 16), ("ctc_lite", 16), ("ctc_fullres", 32), ("ctc_small", 32)])

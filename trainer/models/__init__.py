@@ -8,9 +8,10 @@ optional input resizing (`--input_height`).
 import keras
 from keras import layers
 
-from trainer.models import cnn, ctc, ctc_fullres, ctc_lite, ctc_small
+from trainer.models import attn_small, cnn, ctc, ctc_fullres, ctc_lite, ctc_small
 
 MODELS = {
+    "attn_small": attn_small.build,
     "cnn": cnn.build,
     "ctc": ctc.build,
     "ctc_lite": ctc_lite.build,
