@@ -23,7 +23,7 @@ from absl import app, flags, logging
 
 from trainer import recipe, report, rundir, sweep, train
 from trainer.errors import UserError, exit_on_user_error
-from trainer.models import input_size
+from trainer.models import build
 from trainer.spec import DatasetSpec
 
 STEPS_PER_EPOCH = 100  # validate, and keep the best checkpoint, every 100 steps
@@ -85,19 +85,21 @@ def plan_readers(sweep_file, output_root, real_data, pretrain_steps, finetune_st
 
 def check_weights_carry(rendered, real, folder, real_data):
     """UserError unless the reader `--model=auto` pre-trains on the `rendered` spec can fine-tune on the `real` one:
-    the same charset, and for a per-position reader the same label lengths and input size."""
+    the same charset, and weights of the same shapes in the reader built for each (finetune.set_weights' rule)."""
     if rendered.charset != real.charset:
         raise UserError(f"render variant {folder} has the charset {rendered.charset!r}, {real_data} has "
                         f"{real.charset!r}: render with --charset={real.charset} (and --case_insensitive where the "
                         "real labels are folded to lower case)")
-    if recipe.choose(rendered)["model"] != recipe.ONE_LENGTH_MODEL:
-        return  # a CTC reader carries to any image width and label length
-    sizes = [input_size(spec.image_shape, recipe.INPUT_HEIGHT) for spec in (rendered, real)]
-    if sizes[0] != sizes[1] or list(rendered.label_lengths) != list(real.label_lengths):
-        raise UserError(f"render variant {folder} gives the {recipe.ONE_LENGTH_MODEL} reader images of {sizes[0]} "
-                        f"and labels of length {list(rendered.label_lengths)}, {real_data} {sizes[1]} and "
-                        f"{list(real.label_lengths)}: its weights would not fit; render at the real images' aspect "
-                        "ratio and label length")
+    name = recipe.choose(rendered)["model"]
+    try:
+        shapes = [[tuple(w.shape) for w in build(name, spec.image_shape, len(spec.charset), spec.label_lengths,
+                                                 recipe.INPUT_HEIGHT).weights] for spec in (rendered, real)]
+    except ValueError as e:  # the reader cannot read the real labels at all
+        shapes = [None, str(e)]
+    if shapes[0] != shapes[1]:
+        raise UserError(f"the {name} reader pre-trained on render variant {folder} would not fit {real_data} (its "
+                        "weights depend on the image size or label length): render at the real images' aspect ratio "
+                        "and label lengths")
 
 
 def steps(config):
