@@ -71,8 +71,8 @@ def test_a_variant_with_another_charset_is_refused(root):
 def test_a_variant_whose_reader_would_not_fit_the_real_set_is_refused(root, monkeypatch):
     run_pipeline([f"--output_dir={root / 'real_wide'}", "--charset=digits", "--width=160", "--height=32",
                   "--font_sizes=22,26", "--train_size=4", "--val_size=4", "--test_size=4", "--direct_num_workers=1"])
-    _plan(root, real="real_wide")  # --model=auto's CTC reader carries to any width
-    monkeypatch.setattr(recipe, "MODEL", "cnn")  # a per-position reader: its heads depend on the input width
+    _plan(root, real="real_wide")  # the reader --model=auto picks (attn_small) carries to any width
+    monkeypatch.setattr(recipe, "ONE_LENGTH_MODEL", "cnn")  # cnn's heads depend on the input width
     with pytest.raises(UserError, match="the cnn reader pre-trained on render variant .* would not fit"):
         _plan(root, real="real_wide")
 

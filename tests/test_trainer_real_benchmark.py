@@ -61,7 +61,8 @@ def test_benchmarks_a_set_end_to_end(real_root, tmp_path, monkeypatch):
     assert spec["charset"] == "12ab" and spec["ingest"]["case_insensitive"]  # labels folded, name cut at '_'
     assert (spec["image"]["height"], spec["image"]["width"]) == (36, 96)  # the images' own size
     config = json.load(open(tmp_path / "runs" / "named" / "config.json"))
-    assert config["model"] == "ctc_small" and config["input_height"] == 32 and config["time_budget"] == 3
+    assert config["model"] == "attn_small" and spec["label_lengths"] == [4]  # one length: recipe.ONE_LENGTH_MODEL
+    assert config["input_height"] == 32 and config["time_budget"] == 3
     table = (tmp_path / "results.md").read_text()
     assert table.startswith("| set | images |") and "| named | 40 |" in table and table.rstrip().endswith("| - |")
     # With a peer (a stand-in that reads every image as "ab12"): its accuracy, and the labels it and we dispute.

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from trainer_fixtures import CHARSET, _render, fixed_dataset  # noqa: F401 (fixture)
+from trainer_fixtures import CHARSET, _render, fixed_dataset, variable_dataset  # noqa: F401 (fixture)
 
 from trainer import recipe, train
 from trainer.errors import UserError
@@ -63,10 +63,15 @@ def test_auto_with_a_time_budget_lets_the_budget_end_training():
     assert chosen["epochs"] == chosen["patience"] == recipe.UNLIMITED
 
 
+def test_auto_reads_labels_of_one_length_per_position_and_of_several_with_ctc():
+    assert recipe.choose(_spec(35, 100, 1320, lengths=(4,)))["model"] == recipe.ONE_LENGTH_MODEL == "attn_small"
+    assert recipe.choose(_spec(80, 450, 8000, lengths=(4, 5, 6)))["model"] == recipe.MODEL == "ctc_small"
+
+
 def test_resolve_keeps_what_the_user_set_and_replaces_auto():
     config = train.TrainConfig(model="auto", data_dir="d", model_dir="m", batch_size=8, time_budget=60)
     resolved = recipe.resolve(config, _spec(50, 200, 837))
-    assert resolved.model == recipe.MODEL and resolved.batch_size == 8 and resolved.time_budget == 60
+    assert resolved.model == recipe.ONE_LENGTH_MODEL and resolved.batch_size == 8 and resolved.time_budget == 60
     assert resolved.learning_rate == recipe.PEAK_LEARNING_RATE and resolved.input_height == recipe.INPUT_HEIGHT
     assert "at 32x128 (images 50x200)" in recipe.describe(resolved, _spec(50, 200, 837))
     other = train.TrainConfig(model="ctc", data_dir="d", model_dir="m")
@@ -74,46 +79,51 @@ def test_resolve_keeps_what_the_user_set_and_replaces_auto():
 
 
 @pytest.fixture(scope="module")
-def auto_run(fixed_dataset, tmp_path_factory):
-    """A finished 2-step --model=auto run on fixed_dataset (128x64)."""
-    model_dir = str(tmp_path_factory.mktemp("auto"))
-    train.train_and_evaluate(train.TrainConfig(model="auto", data_dir=fixed_dataset, model_dir=model_dir, epochs=1,
-                                               steps_per_epoch=2, batch_size=8, seed=0))
-    return model_dir
+def auto_runs(fixed_dataset, variable_dataset, tmp_path_factory):
+    """{reader: model_dir} of finished 2-step --model=auto runs (128x64): attn_small on fixed_dataset (labels of 4
+    characters), ctc_small on variable_dataset (4 to 6)."""
+    runs = {}
+    for reader, data_dir in ((recipe.ONE_LENGTH_MODEL, fixed_dataset), (recipe.MODEL, variable_dataset)):
+        runs[reader] = str(tmp_path_factory.mktemp(reader))
+        train.train_and_evaluate(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=runs[reader], epochs=1,
+                                                   steps_per_epoch=2, batch_size=8, seed=0))
+    return runs
 
 
-def test_auto_records_what_it_picked(auto_run):
-    with open(os.path.join(auto_run, "config.json")) as f:
+@pytest.mark.parametrize("reader", [recipe.ONE_LENGTH_MODEL, recipe.MODEL])
+def test_auto_records_what_it_picked(auto_runs, reader):
+    with open(os.path.join(auto_runs[reader], "config.json")) as f:
         config = json.load(f)
-    assert config["model"] == recipe.MODEL and config["input_height"] == recipe.INPUT_HEIGHT
+    assert config["model"] == reader and config["input_height"] == recipe.INPUT_HEIGHT
     assert config["learning_rate"] == recipe.PEAK_LEARNING_RATE and config["augment"] is False
     assert config["epochs"] == 1 and config["batch_size"] == 8  # given, so kept
 
 
-@pytest.mark.parametrize("model", ["auto", recipe.MODEL])
-def test_a_ctc_reader_fine_tunes_on_images_of_another_size(auto_run, model, tmp_path_factory):
+@pytest.mark.parametrize("reader", [recipe.ONE_LENGTH_MODEL, recipe.MODEL])
+@pytest.mark.parametrize("auto", [True, False])
+def test_an_auto_reader_fine_tunes_on_images_of_another_size(auto_runs, reader, auto, tmp_path_factory):
     wider = _render(str(tmp_path_factory.getbasetemp() / "wider_dataset"), "--train_size=16", "--val_size=8",
-                    "--test_size=8", "--width=200", "--height=50", "--length=5")
+                    "--test_size=8", "--width=200", "--height=50", "--length=4")
     model_dir = str(tmp_path_factory.mktemp("tuned"))
-    config = train.TrainConfig(model=model, data_dir=wider, model_dir=model_dir, init_from=auto_run, epochs=1,
-                               steps_per_epoch=1, batch_size=8)
+    config = train.TrainConfig(model="auto" if auto else reader, data_dir=wider, model_dir=model_dir,
+                               init_from=auto_runs[reader], epochs=1, steps_per_epoch=1, batch_size=8)
     resolved = train.finetune.inherit(recipe.resolve(config, DatasetSpec.load(wider)))
-    assert resolved.model == recipe.MODEL and resolved.input_height == recipe.INPUT_HEIGHT
+    assert resolved.model == reader and resolved.input_height == recipe.INPUT_HEIGHT
     model_built = train.build_model(resolved, DatasetSpec.load(wider))
     assert model_built.input_shape == (None, 50, 200, 3)
-    init = train.rundir.load_model(auto_run)
+    init = train.rundir.load_model(auto_runs[reader])
     for tuned, original in zip(model_built.get_weights(), init.get_weights()):
         np.testing.assert_array_equal(tuned, original)
-    if model != "auto":
+    if not auto or reader != recipe.ONE_LENGTH_MODEL:
         return  # the rest is the same training with other settings
     train.train_and_evaluate(config)
     with open(os.path.join(model_dir, "config.json")) as f:
         assert json.load(f)["learning_rate"] == recipe.FINE_TUNE_PEAK_LEARNING_RATE
 
 
-def test_fine_tuning_at_another_input_height_names_the_layer_that_does_not_fit(auto_run, fixed_dataset, tmp_path):
+def test_fine_tuning_at_another_input_height_names_the_layer_that_does_not_fit(auto_runs, fixed_dataset, tmp_path):
     config = train.TrainConfig(model=recipe.MODEL, data_dir=fixed_dataset, model_dir=str(tmp_path / "m"),
-                               init_from=auto_run, input_height=48, epochs=1, steps_per_epoch=1)
+                               init_from=auto_runs[recipe.MODEL], input_height=48, epochs=1, steps_per_epoch=1)
     with pytest.raises(UserError, match=r"does not fit this dataset: .* is \(256, 128\) there, \(384, 128\) here"):
         train.train_and_evaluate(config)
     assert not os.path.exists(tmp_path / "m")

@@ -2,8 +2,9 @@
 
     python -m trainer.main --model=auto --data_dir=data/real --model_dir=runs/real --time_budget=1200
 
-The choice (docs/real-captchas.md says how each was measured on real captchas): the `ctc_small` reader at
-an input height of INPUT_HEIGHT pixels (the width keeps the images' aspect ratio), batches of BATCH_SIZE,
+The choice (docs/real-captchas.md says how each was measured on real captchas): the `attn_small` reader (one
+attention and softmax per character position: no CTC blank phase, no collapsed repeats) when every label has one
+length, else the `ctc_small` reader (CTC), at an input height of INPUT_HEIGHT pixels (the width keeps the images' aspect ratio), batches of BATCH_SIZE,
 Adam at PEAK_LEARNING_RATE with a linear warm-up and a cosine decay over the time budget (or over enough steps
 to leave CTC's blank phase far behind when there is none), no augmentation (trainer.augment's jitter helped one
 real set and stalled another: docs/real-captchas.md), decoded images cached in memory
@@ -20,7 +21,8 @@ from trainer import finetune
 from trainer.models import input_size
 
 AUTO = "auto"
-MODEL = "ctc_small"
+MODEL = "ctc_small"  # labels of several lengths
+ONE_LENGTH_MODEL = "attn_small"  # every label of one length
 INPUT_HEIGHT = 32
 BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 3e-3
@@ -45,7 +47,8 @@ def choose(spec, time_budget=None, fine_tune=False):
         epochs = max(math.ceil(MIN_STEPS / steps_per_epoch), math.ceil(MIN_EPOCHS * one_pass / steps_per_epoch))
     height, width, channels = spec.image_shape
     cached_bytes = sum(spec.num_records(s) for s in ("train", "val")) * height * width * channels
-    return {"model": MODEL, "input_height": INPUT_HEIGHT, "batch_size": BATCH_SIZE,
+    model = ONE_LENGTH_MODEL if len(spec.label_lengths) == 1 else MODEL
+    return {"model": model, "input_height": INPUT_HEIGHT, "batch_size": BATCH_SIZE,
             "learning_rate": FINE_TUNE_PEAK_LEARNING_RATE if fine_tune else PEAK_LEARNING_RATE, "lr_schedule": "cosine", "warmup": WARMUP, "clipnorm": CLIPNORM,
             "augment": False, "cache": cached_bytes <= CACHE_LIMIT_BYTES, "steps_per_epoch": steps_per_epoch,
             "epochs": epochs, "patience": UNLIMITED}
