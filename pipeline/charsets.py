@@ -15,6 +15,11 @@ PRESETS = {
 DEFAULT = "alnum_upper"
 
 
+def fold_case(charset: str) -> str:
+    """The charset in lower case, each character once in first-seen order ("0aA" -> "0a")."""
+    return "".join(dict.fromkeys(charset.lower()))
+
+
 def resolve_charset(value: str) -> str:
     """Returns the characters of a preset name, or `value` itself as a literal charset.
 

@@ -141,7 +141,7 @@ def _images_config(args, output_dir) -> DatasetConfig:
         raise ValueError("the images are %dx%d; give --width and --height of at least 8 pixels" % (width, height))
     charset = charsets.resolve_charset(args.charset) if args.charset is not None else None
     if charset is not None and args.case_insensitive:
-        charset = "".join(dict.fromkeys(charset.lower()))
+        charset = charsets.fold_case(charset)
     settings = IngestSettings(input=args.input, charset=charset, width=width, height=height,
                               resize=args.resize, val_fraction=args.val_fraction,
                               test_fraction=args.test_fraction, case_insensitive=args.case_insensitive)
@@ -198,7 +198,7 @@ def parse(argv: Optional[List[str]]):
     min_length, max_length = _lengths(args)
     charset = charsets.resolve_charset(charsets.DEFAULT if args.charset is None else args.charset)
     if args.case_insensitive:
-        charset = "".join(dict.fromkeys(charset.lower()))
+        charset = charsets.fold_case(charset)
     settings = RenderSettings(
         charset=charset, case_insensitive=args.case_insensitive,
         min_length=min_length,

@@ -1,6 +1,6 @@
 """What trainer.sweep, trainer.protocol, trainer.real_benchmark and trainer.pretrain_sweep share: one "train, then
-measure" path whose result rows have one schema (RESULT_KEYS), and one Markdown table whose cells are written the
-same way for the same kind of figure (the column name says which).
+measure" path whose result rows have one schema (`score`'s keys and TRAIN_KEYS), and one Markdown table whose cells
+are written the same way for the same kind of figure (the column name says which).
 
     from trainer import report
     row = report.train_and_score(config, splits=("val", "test"))   # {"val_captcha_acc": ..., "train_minutes": ...}
@@ -31,7 +31,7 @@ def train_and_score(config, splits=("val", "test"), extra_callbacks=()):
     keys of `score` and TRAIN_KEYS."""
     history, images_per_s, minutes = train_timed(config, extra_callbacks)
     return {**score(config.model_dir, config.data_dir, splits, config.verify_shards),
-            "train_images_per_s": images_per_s, "train_minutes": minutes, "epochs_run": len(history.epoch)}
+            **dict(zip(TRAIN_KEYS, (images_per_s, minutes, len(history.epoch))))}
 
 
 def train_timed(config, extra_callbacks=()):
