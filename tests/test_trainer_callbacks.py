@@ -125,3 +125,16 @@ def test_validation_reads_labels_once_and_logs_the_error_grid_and_step_rate(tmp_
 def test_standard_callbacks_log_the_step_rate_before_the_loggers(tmp_path):
     names = [type(c).__name__ for c in callbacks.standard_callbacks(str(tmp_path), keras.callbacks.Callback(), 3, 2)]
     assert names.index("StepRate") < names.index("CSVLogger") < names.index("TensorBoard")
+
+
+def test_best_checkpoint_keeps_the_latest_of_tied_epochs(tmp_path):
+    """Keras's ModelCheckpoint keeps the first of equal val accuracies; ours the last (and never a worse one)."""
+    model = _model()
+    checkpoint = [c for c in callbacks.standard_callbacks(str(tmp_path), keras.callbacks.Callback(), 3, 2)
+                  if isinstance(c, keras.callbacks.ModelCheckpoint)][0]
+    checkpoint.filepath = str(tmp_path / "epoch{epoch}.keras")
+    checkpoint.set_model(model)
+    for epoch, logs in enumerate(LOGGED):
+        checkpoint.on_epoch_end(epoch, logs)
+    saved = sorted(int(name[len("epoch"):-len(".keras")]) for name in os.listdir(tmp_path) if name.endswith(".keras"))
+    assert saved == [1, 2, 3, 5, 6]  # Keras numbers epochs from 1: values 0.1, 0.3, 0.3, 0.5, 0.5 saved

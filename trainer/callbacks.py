@@ -239,6 +239,17 @@ class CosineSchedule(keras.callbacks.Callback):
         logs["learning_rate"] = float(self.model.optimizer.learning_rate)  # as ReduceLROnPlateau logs it
 
 
+class LatestBestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint (save_best_only) that also saves on a tie with the best so far.
+
+    Keras keeps the first of equal values; on a small val split most epochs tie (96 images give steps of ~1%), and
+    the later model, trained longer at a lower learning rate, is the better bet.
+    """
+
+    def _is_improvement(self, monitor_value, reference_value):
+        return reference_value is None or not self.monitor_op(reference_value, monitor_value)
+
+
 class CSVLogger(keras.callbacks.CSVLogger):
     """Keras's CSVLogger, able to close its log on any filesystem: Keras 3.15 opens a gs:// (or other remote) path
     with tf.io.gfile.GFile, then asks the file for `closed`, which GFile lacks."""
@@ -255,9 +266,10 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
 
     `lr_schedule`: a callback that sets the learning rate (CosineSchedule) in place of ReduceLROnPlateau.
 
+    best.keras is the model of the best val_captcha_acc, the latest one among ties (LatestBestCheckpoint).
     A run killed mid-training and started again with the same model_dir resumes from its last finished epoch
-    (BackupAndRestore), appends to the CSV log, only replaces best.keras with a better model and keeps counting
-    the epochs without improvement from where it stopped (RestorePatience).
+    (BackupAndRestore), appends to the CSV log, only replaces best.keras with a model as good or better and keeps
+    counting the epochs without improvement from where it stopped (RestorePatience).
     """
     backup_dir = os.path.join(model_dir, rundir.BACKUP_DIR)
     csv_path = os.path.join(model_dir, "log.csv")
@@ -269,7 +281,7 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
     return [
         val_metrics,
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(
+        LatestBestCheckpoint(
             os.path.join(model_dir, rundir.BEST_MODEL), monitor="val_captcha_acc", mode="max", save_best_only=True,
             initial_value_threshold=best_logged(csv_path, "val_captcha_acc") if resuming else None),
         RestorePatience(csv_path, [early_stopping] if lr_schedule else [early_stopping, reduce_lr]),
