@@ -28,7 +28,7 @@ dataset:
   grid: {seed: [1]}
 train:
   base: {epochs: 1, steps_per_epoch: 2, batch_size: 4, seed: 0}
-  grid: {model: [cnn, ctc]}
+  grid: {model: [ctc, ctc_lite]}
 """
 
 
@@ -63,12 +63,12 @@ def test_sweep_trains_each_run_once_and_tabulates(root, tmp_path):
     summary = sweep.run_sweep(sweep_file, str(root))
     folder = _folder(root, 1)
     assert [os.path.relpath(d, root).split(os.sep)[:2] for d in summary["trained"]] == [["runs", folder]] * 2
-    assert [os.path.basename(d).rsplit("-", 1)[0] for d in summary["trained"]] == ["model-cnn", "model-ctc"]
+    assert [os.path.basename(d).rsplit("-", 1)[0] for d in summary["trained"]] == ["model-ctc", "model-ctc_lite"]
     assert summary["skipped"] == []
 
     with open(root / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["seed"], r["model"]) for r in rows] == [("1", "cnn"), ("1", "ctc")]
+    assert [(r["seed"], r["model"]) for r in rows] == [("1", "ctc"), ("1", "ctc_lite")]
     for row, model_dir in zip(rows, summary["trained"]):
         assert row["model_dir"] == os.path.relpath(model_dir, root)
         for split in ("val", "test"):
@@ -95,7 +95,7 @@ def test_sweep_trains_each_run_once_and_tabulates(root, tmp_path):
     lines = table.splitlines()
     assert lines[0] == ("| seed | model | val_captcha_acc | test_captcha_acc | val_char_acc | test_char_acc "
                         "| params | train_images_per_s | train_minutes |")
-    assert len(lines) == 4 and lines[2].startswith("| 1 | cnn | ") and lines[3].startswith("| 1 | ctc | ")
+    assert len(lines) == 4 and lines[2].startswith("| 1 | ctc | ") and lines[3].startswith("| 1 | ctc_lite | ")
     assert (root / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     runs_before = _file_times(root / "runs")
