@@ -47,6 +47,8 @@ def test_readers_pretrain_on_each_variant_and_fine_tune_for_the_real_only_budget
     assert variant.pretrain.data_dir == str(root / variant.variant)
     assert len({r.final.model_dir for r in readers}) == len(readers)
     assert all(r.final.model_dir.startswith(runs_root) for r in readers)
+    assert runs_root.endswith("/attn_small-100+200")  # the reader --model=auto picks, and the step budgets
+    assert _plan(root, steps=(200, 100))[0].endswith("/attn_small-200+100")
 
 
 @pytest.mark.parametrize("sweep_text, steps, seeds, message", [
@@ -86,7 +88,7 @@ def test_a_tiny_sweep_trains_tabulates_and_reuses_its_results(root, monkeypatch)
     every, means = pretrain_sweep.run_pretrain_sweep(*args)
     assert every.count("\n") == 2 + 2 and means.count("\n") == 2 + 2  # header, rule, real_only, one variant
     runs_root, readers = pretrain_sweep.plan_readers(*args)
-    results = json.loads((root / "pretrain_runs" / runs_root.rsplit("/", 1)[-1] / "results.json").read_text())
+    results = json.loads(open(f"{runs_root}/results.json").read())
     assert [r["variant"] for r in results] == [pretrain_sweep.REAL_ONLY, readers[1].variant]
     assert results[0]["pretrain_val_captcha_acc"] is None and results[1]["pretrain_val_captcha_acc"] is not None
     assert results[0]["steps"] == 4 and results[1]["pretrain_steps"] == 2 and results[1]["steps"] == 2

@@ -10,8 +10,10 @@ The sweep file has a `dataset` section only (render variants with the real datas
 renders them). Budgets are in steps, not seconds: a step costs the same CPU time on renders as on real images of
 the same aspect ratio (the model resizes both to its input height), and steps stay comparable on a shared
 machine; each reader's wall minutes are in the table as well. Runs go into
-OUTPUT_ROOT/pretrain_runs/REAL_IDENTITY/{real_only,VARIANT}/seed_S/; a reader with a result.json is not trained
-again, so a stopped sweep continues where it was. The tables go to results.md and results.json beside them.
+OUTPUT_ROOT/pretrain_runs/REAL_IDENTITY/MODEL-P+F/{real_only,VARIANT}/seed_S/ (MODEL: the reader --model=auto picks
+for the real set; P+F: the step budgets); a reader with a result.json there is not trained again, so a stopped
+sweep continues where it was, and other budgets or another reader start afresh beside it. The tables go to
+results.md and results.json in MODEL-P+F/.
 """
 import dataclasses
 import json
@@ -67,7 +69,8 @@ def plan_readers(sweep_file, output_root, real_data, pretrain_steps, finetune_st
     for folder, _ in variants:
         rendered = DatasetSpec.load(os.path.join(output_root, folder))
         check_weights_carry(rendered, real_spec, folder, real_data)
-    runs_root = os.path.join(output_root, "pretrain_runs", real_spec.identity)
+    budget = f"{recipe.choose(real_spec)['model']}-{pretrain_steps}+{finetune_steps}"
+    runs_root = os.path.join(output_root, "pretrain_runs", real_spec.identity, budget)
     readers = []
     for seed in seeds:
         model_dir = os.path.join(runs_root, REAL_ONLY, f"seed_{seed}")
