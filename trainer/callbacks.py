@@ -246,7 +246,7 @@ class LatestBestCheckpoint(keras.callbacks.ModelCheckpoint):
     the later model, trained longer at a lower learning rate, is the better bet.
     """
 
-    def _is_improvement(self, monitor_value, reference_value):
+    def _is_improvement(self, monitor_value, reference_value):  # Keras 3's MonitorCallback hook (a private name)
         return reference_value is None or not self.monitor_op(reference_value, monitor_value)
 
 
