@@ -11,7 +11,8 @@ setuptools.setup(
     name="captcha-break",
     version="0.1.0",
     description="Render labelled captchas with Apache Beam and train Keras 3 captcha readers.",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*", "sweepfile"]),
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*", "sweepfile",
+                                               "safeio"]),
     python_requires=">=3.10,<3.13",  # the Python versions with wheels of both TensorFlow 2.21 and Beam 2.77
     install_requires=[
         "tensorflow>=2.21,<2.22",  # tf.data, shard checks, the SavedModel; the version the tests ran on
@@ -22,6 +23,7 @@ setuptools.setup(
         "captcha==0.7.0",
         "numpy>=1.26",
         "Pillow>=10",
+        "fonttools>=4.40",  # the fonts' glyph tables: a --charset character no font draws is refused
         "absl-py>=2.1",
         "tqdm>=4.66",
         "matplotlib>=3.8",

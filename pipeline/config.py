@@ -6,6 +6,7 @@ Every other argument must be an Apache Beam pipeline option; it is left for Beam
 import argparse
 import dataclasses
 import difflib
+import functools
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -154,6 +155,7 @@ def _images_config(args, output_dir) -> DatasetConfig:
                          overwrite=args.overwrite, ingest=settings, files=tuple(files))
 
 
+@functools.lru_cache(maxsize=1)  # built once: a sweep parses thousands of variants
 def _beam_parser() -> argparse.ArgumentParser:
     """The parser that PipelineOptions builds from every imported PipelineOptions class, runners' included."""
     try:  # DaskRunner's options live in its module, which needs dask

@@ -4,17 +4,20 @@
 """
 
 import logging
+import os
 from typing import Dict, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
+
+from safeio import disk
 
 from pipeline import progress, runners
 from pipeline import spec as dataset_spec
 from pipeline import storage
 from pipeline.config import DatasetConfig
 from pipeline.ingest import IngestImages
-from pipeline.shards import is_shard_name
+from pipeline.shards import image_record_bytes, is_shard_name, record_bytes
 from pipeline.synthetic import RenderShards
 
 
@@ -38,8 +41,8 @@ def existing_spec(config: DatasetConfig) -> Optional[dict]:
 
 def prepare(config: DatasetConfig) -> bool:
     """Checks the output folder before any work. Returns False when it already holds this very dataset
-    (and --overwrite is off); else True, once spec.json is gone: the folder is incomplete until the new
-    one is written (`spec.finalize` then deletes the shards that the new dataset does not list)."""
+    (and --overwrite is off); else True, once spec.json and then the shard and temporary files are gone (those
+    of the dataset it replaces or of a failed run): the folder is incomplete until the new one is written."""
     existing = existing_spec(config)
     if existing and not config.overwrite:
         logging.info("%s already holds dataset %s with these settings; reusing it (--overwrite renders "
@@ -53,6 +56,8 @@ def prepare(config: DatasetConfig) -> bool:
                              "check that folder, or choose another --output_dir"
                              % (storage.join(config.output_dir, dataset_spec.SPEC_FILE), odd[0]))
     storage.delete_if_exists([storage.join(config.output_dir, dataset_spec.SPEC_FILE)])
+    storage.delete_if_exists([storage.join(config.output_dir, n) for n in storage.file_names(config.output_dir)
+                              if dataset_spec.is_leftover(n)])  # their space is the new dataset's
     return True
 
 
@@ -83,10 +88,52 @@ class WriteDataset(beam.PTransform):
                 | "WriteSpec" >> beam.Map(dataset_spec.finalize, config, rejected, charset))
 
 
+def estimated_bytes(config: DatasetConfig) -> int:
+    """About the bytes of the dataset's shards: a render sample's mean record size times the records, or for
+    the images source the shard plan's guess per image."""
+    if config.ingest:
+        return int(len(config.files) * image_record_bytes(config.ingest.width, config.ingest.height))
+    return int(sum(config.sizes.values()) * record_bytes(config.render))
+
+
+def free_space(configs) -> Dict[int, Tuple[int, int, str]]:
+    """{disk: (bytes free, bytes the datasets on it need, a folder on it)} of the configs' local folders."""
+    disks = {}
+    for config in configs:
+        free = disk.free_bytes(config.output_dir) if storage.is_local(config.output_dir) else None
+        if free is not None:
+            device = os.stat(config.output_dir).st_dev
+            free, needed, folder = disks.get(device, (free, 0, config.output_dir))
+            disks[device] = (free, needed + estimated_bytes(config), folder)
+    return disks
+
+
+def space_text(free: int, needed: int) -> str:
+    return "it needs about %s, the disk has %s free" % (disk.megabytes(needed), disk.megabytes(free))
+
+
+def check_space(disks) -> None:
+    """Raises ValueError, before any work, where the datasets would not fit on their disk."""
+    for free, needed, folder in disks.values():
+        if needed > free:
+            raise ValueError("not enough space for the dataset in %s: %s; free space or choose another folder, "
+                             "then run the same command again" % (folder, space_text(free, needed)))
+
+
+def delete_temporaries(config: DatasetConfig) -> None:
+    """Deletes the temporary shard, spec and rejected.csv files that failed or killed workers left behind."""
+    folder = config.output_dir
+    storage.delete_if_exists([storage.join(folder, n) for n in storage.file_names(folder)
+                              if storage.temporary_target(n) and dataset_spec.is_leftover(n)])
+
+
 def render(configs: Dict[str, DatasetConfig], beam_args, verbosity: str) -> Tuple[float, Optional[dict], str]:
     """Writes the datasets {step label prefix: config} in one pipeline on the runner that `beam_args`
     names, with a progress line at the default --verbosity; returns (seconds, Beam counters or None if the
-    runner reports none, runner)."""
+    runner reports none, runner). Refuses (ValueError) datasets that would not fit on their disk; a disk that
+    fills up all the same is a ValueError too. A failed run leaves no temporary file."""
+    disks = free_space(configs.values())
+    check_space(disks)
     quiet = verbosity == "progress"
     num_tasks = sum(sum(c.num_shards.values()) for c in configs.values())
     options = runners.pipeline_options(beam_args, num_tasks, quiet)
@@ -95,5 +142,15 @@ def render(configs: Dict[str, DatasetConfig], beam_args, verbosity: str) -> Tupl
         written = [p | label + "WriteDataset" >> WriteDataset(config) for label, config in configs.items()]
         if len(written) > 1:  # DaskRunner computes the graph of the last step only: make it depend on all
             _ = written | "AllDatasets" >> beam.Flatten()
-        elapsed, counters = runners.run(p, options)
+        try:
+            elapsed, counters = runners.run(p, options)
+        except BaseException as e:
+            for config in configs.values():
+                delete_temporaries(config)
+            if disk.is_full(e):
+                raise ValueError("no space left on the disk while writing %s (when the render started, %s); "
+                                 "free space or choose another folder, then run the same command again" % (
+                                     " and ".join(c.output_dir for c in configs.values()),
+                                     "; ".join(space_text(f, n) for f, n, _ in disks.values()) or "remote")) from None
+            raise
     return elapsed, counters, options.view_as(StandardOptions).runner

@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import stat
 import typing
 from typing import List, Optional, Tuple
 
@@ -144,10 +145,16 @@ def _folder_files(path: str, label_regex: Optional[str]) -> List[Tuple[str, str]
     pattern = re.compile(label_regex) if label_regex else None
     if pattern is not None and pattern.groups < 1:
         raise ValueError("--label_regex %r needs a group that captures the label" % label_regex)
-    matches = FileSystems.match([storage.join(path, "*")])[0].metadata_list
+    if storage.is_local(path):  # every entry, folders, FIFOs and broken links too: rejected.csv names them
+        if not os.path.isdir(path):
+            raise ValueError("--input %s %s (expected a folder of images or a labels .csv/.tsv/.txt/.json)"
+                             % (path, "is not a folder" if os.path.exists(path) else "does not exist"))
+        paths = [entry.path for entry in os.scandir(path)]
+    else:
+        paths = [m.path for m in FileSystems.match([storage.join(path, "*")])[0].metadata_list]
     files = []
-    for m in matches:
-        name = m.path.replace("\\", "/").rsplit("/", 1)[-1]
+    for file_path in paths:
+        name = file_path.replace("\\", "/").rsplit("/", 1)[-1]
         if name.startswith("."):
             continue
         if pattern is None:
@@ -155,15 +162,33 @@ def _folder_files(path: str, label_regex: Optional[str]) -> List[Tuple[str, str]
         else:
             found = pattern.search(name)
             label = found.group(1) if found else ""
-        files.append((m.path, label))
+        files.append((file_path, label))
     if not files:
         raise ValueError("--input %s holds no files (expected a folder of images or a labels .csv/.tsv)" % path)
     return files
 
 
+def not_a_file(path: str) -> Optional[str]:
+    """Why the local `path` is not a regular file to read (a folder, a FIFO, a broken link...), or None. Opening
+    a FIFO would wait for a writer forever."""
+    if not storage.is_local(path):
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return "broken link" if os.path.islink(path) else "unreadable file: %s" % error_text(e)
+    if stat.S_ISREG(mode):
+        return None
+    kind = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
+            stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    return "not a regular file: %s" % next((name for test, name in kind.items() if test(mode)), "a special file")
+
+
 def file_facts(path: str) -> Tuple[Optional[str], Optional[Tuple[int, int]]]:
     """(sha256 of a file's bytes, its image's (width, height)); None for what cannot be read (ReadImage then
     says why). Pillow reads only the image's header for its size."""
+    if not_a_file(path):
+        return None, None
     try:
         with FileSystems.open(path) as f:
             data = f.read()
@@ -289,7 +314,7 @@ class ReadImage(beam.DoFn):
 
     def process(self, element):
         path, label, digest = element
-        reason = label_problem(label, self._s.charset)
+        reason = label_problem(label, self._s.charset) or not_a_file(path)
         if not reason:
             try:
                 with FileSystems.open(path) as f:

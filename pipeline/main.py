@@ -8,9 +8,12 @@
 With no --runner it runs locally on every core (FnApiRunner, multi_processing); `--runner=dask` runs on
 a Dask cluster (see pipeline/runners.py). It shows one progress line, then a summary; --verbosity=info
 brings back the runners' logs. Bad input, a mistyped flag included, is one `error: ...` line on stderr
-and exit status 1, before any work.
+and exit status 1, before any work; a disk that fills up during the render is one such line too. Ctrl-C
+or SIGTERM stops it with one line naming the runner's log, exit status 130, and no temporary file left.
 """
 
+import contextlib
+import signal
 import sys
 
 from pipeline import config as dataset_config
@@ -66,12 +69,40 @@ def user_error(error: Exception) -> int:
     return 1
 
 
+INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C (128 + SIGINT)
+
+
+def interrupted(error: KeyboardInterrupt) -> int:
+    """Prints the one line of a render stopped by Ctrl-C or SIGTERM; returns INTERRUPTED."""
+    log = " (the runner's log: %s)" % error.args[0] if error.args else ""
+    print("error: interrupted before the render was complete: run the same command again to finish it%s" % log,
+          file=sys.stderr)
+    return INTERRUPTED
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM stops the block as Ctrl-C does (one line, temporary files deleted); the old handler after it."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     try:
-        progress.configure_logging(progress.parse_verbosity(argv))
-        run(argv)
+        with sigterm_as_interrupt():
+            progress.configure_logging(progress.parse_verbosity(argv))
+            run(argv)
     except ValueError as e:
         return user_error(e)
+    except KeyboardInterrupt as e:
+        return interrupted(e)
     return 0
 
 

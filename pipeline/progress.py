@@ -10,7 +10,8 @@ and shared filesystems; object stores show a file only once it is closed). The i
 shards are filled by content, is counted in shards.
 While the line shows, stderr (file descriptor 2, which local worker processes inherit) goes to a log file:
 Beam's FnApiRunner hands its workers no log level, so this is what keeps their INFO out. The log is
-deleted after a run that succeeds, and named on stderr after one that fails.
+deleted after a run that succeeds or stops on a user error, and named on stderr after one that fails or is
+interrupted.
 """
 
 import argparse
@@ -74,6 +75,13 @@ def stderr_to_log():
     os.dup2(log.fileno(), 2)
     try:
         yield terminal
+    except ValueError:  # a user error, which says all
+        _restore(terminal, log)
+        os.remove(log.name)
+        raise
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (pipeline.main): its one line names the log
+        _restore(terminal, log)
+        raise KeyboardInterrupt(log.name) from None
     except BaseException:
         _restore(terminal, log)
         print("the runner's log: %s" % log.name, file=sys.stderr)

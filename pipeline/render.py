@@ -10,14 +10,17 @@ a random stream. Code that calls ImageCaptcha outside `render` still gets the gl
 """
 
 import dataclasses
+import functools
 import hashlib
 import io
+import os
 import random
 import threading
 from typing import Tuple
 
 import captcha
 import captcha.image
+from fontTools.ttLib import TTFont
 from PIL import ImageFont
 
 DEFAULT_FONT_SIZES = (42, 50, 56)  # ImageCaptcha's own default
@@ -40,6 +43,29 @@ class _ThreadLocalRandom:
 
 _RANDOM = _ThreadLocalRandom()
 captcha.image.random = _RANDOM
+
+
+@functools.lru_cache(maxsize=64)
+def font_digest(path: str) -> str:
+    """The sha256 of the font file at `path` (read once a process: a sweep describes thousands of variants)."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def font_characters(path: str) -> frozenset:
+    """The characters that the font file at `path` has a glyph for (its best cmap table)."""
+    with TTFont(path, lazy=True) as font:
+        return frozenset(map(chr, font.getBestCmap() or {}))
+
+
+def missing_glyphs(path: str, characters: str) -> list:
+    """The characters of `characters` (white space aside) that the font at `path` cannot draw, in order."""
+    try:
+        known = font_characters(path)
+    except Exception:  # fontTools could not read its tables though Pillow loaded it: leave the check to Pillow
+        return []
+    return [c for c in dict.fromkeys(characters) if not c.isspace() and c not in known]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,14 +105,20 @@ class RenderSettings:
                 ImageFont.truetype(path, self.font_sizes[0])
             except OSError as e:
                 raise ValueError("font %s cannot be loaded: %s" % (path, e)) from None
+            missing = missing_glyphs(path, self.drawn_characters())
+            if missing:
+                raise ValueError("font %s has no glyph for %d character(s) of --charset: %s; it would draw them as "
+                                 "empty boxes: give --fonts that draw every character, or another --charset" % (
+                                     os.path.basename(path), len(missing), "".join(missing[:20])))
+
+    def drawn_characters(self) -> str:
+        """The characters a render may draw: the charset's, and their upper case when case-insensitive."""
+        return self.charset + (self.charset.upper() if self.case_insensitive else "")
 
     def describe(self) -> dict:
         """Settings as JSON-ready data; fonts by file name and sha256, so paths don't matter."""
-        fonts = []
-        for path in self.fonts:
-            with open(path, "rb") as f:
-                fonts.append({"file": path.replace("\\", "/").rsplit("/", 1)[-1],
-                              "sha256": hashlib.sha256(f.read()).hexdigest()})
+        fonts = [{"file": path.replace("\\", "/").rsplit("/", 1)[-1], "sha256": font_digest(path)}
+                 for path in self.fonts]
         described = {"generator": "captcha.image.ImageCaptcha.generate_image",
                      "captcha_version": captcha.__version__,
                      "fonts": fonts, "font_sizes": list(self.font_sizes),

@@ -6,6 +6,7 @@ so the bytes of every shard depend only on the settings, never on bundles, worke
 """
 
 import dataclasses
+import functools
 import hashlib
 import io
 import logging
@@ -50,27 +51,36 @@ def default_num_shards(num_records: int, record_bytes: float, shard_bytes: float
     return min(num_records, max(by_size, min(PARALLEL_SHARDS, num_records // MIN_RECORDS_PER_SHARD), 1))
 
 
+@functools.lru_cache(maxsize=256)  # a sweep's variants mostly share their render settings
+def record_bytes(settings: RenderSettings) -> float:
+    """The mean bytes of a synthetic record, from a sample of SIZE_SAMPLE renders."""
+    renderer = CaptchaRenderer(settings)
+    sample = [len(records.serialize(renderer.render(0, "size-sample", i))) for i in range(SIZE_SAMPLE)]
+    return sum(sample) / len(sample)
+
+
+def image_record_bytes(width: int, height: int) -> float:
+    """About the bytes of an ingested record: a PNG of a third of the raw pixels."""
+    return width * height * 3 / 3
+
+
 def plan_shards(sizes: Dict[str, int], settings: RenderSettings, num_shards: int,
                 shard_size_mb: float) -> Dict[str, int]:
     """Shards per split: `num_shards`, or `default_num_shards` by a sample's mean record size."""
     if num_shards:
         return {s: min(num_shards, n) for s, n in sizes.items()}
-    renderer = CaptchaRenderer(settings)
-    sample = [len(records.serialize(renderer.render(0, "size-sample", i))) for i in range(SIZE_SAMPLE)]
-    record_bytes = sum(sample) / len(sample)
-    return {s: default_num_shards(n, record_bytes, shard_size_mb * 1e6) for s, n in sizes.items()}
-
+    return {s: default_num_shards(n, record_bytes(settings), shard_size_mb * 1e6) for s, n in sizes.items()}
 
 
 def plan_image_shards(sizes: Dict[str, int], width: int, height: int, num_shards: int,
                       shard_size_mb: float) -> Dict[str, int]:
     """Shards per split of the images source, for `sizes` records expected per split: `num_shards`, or
-    `default_num_shards` at about a third of the raw pixels per PNG. Never 0: a record's split comes from its
-    content hash, so even a split expected empty may get one."""
+    `default_num_shards` at `image_record_bytes`. Never 0: a record's split comes from its content hash, so even
+    a split expected empty may get one."""
     if num_shards:
         return {s: num_shards for s in SPLITS}
-    record_bytes = width * height * 3 / 3
-    return {s: max(1, default_num_shards(n, record_bytes, shard_size_mb * 1e6)) for s, n in sizes.items()}
+    return {s: max(1, default_num_shards(n, image_record_bytes(width, height), shard_size_mb * 1e6))
+            for s, n in sizes.items()}
 
 
 @dataclasses.dataclass(frozen=True)

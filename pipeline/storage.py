@@ -8,11 +8,12 @@ import re
 import uuid
 from typing import Dict, List, Optional, Tuple
 
-import fasteners
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
-LOCK_FILE = ".pipeline.lock"
+from safeio import locks
+
+LOCK_FILE = locks.DATASET_LOCK  # trainings share it while they read the dataset
 TEMPORARY_NAME = re.compile(r"(.+?)(?:\.[0-9a-f]{8})?\.incomplete")  # older versions wrote NAME.incomplete
 
 
@@ -41,21 +42,27 @@ def ensure_writable(folder: str, flag: str = "--output_dir") -> None:
 
 @contextlib.contextmanager
 def locked(folder: str):
-    """Holds the lock file of an existing local `folder` for the block; raises ValueError if another
-    process holds it. Remote folders (gs://...) cannot be locked: logs a warning and goes on."""
+    """Holds the lock file of an existing local `folder` alone for the block; raises ValueError if another render
+    holds it, or a training or evaluation reads the dataset there (safeio.locks). Remote folders (gs://...)
+    cannot be locked: logs a warning and goes on."""
     if not is_local(folder):
         logging.warning("%s cannot be locked (not a local folder): make sure no other run writes there "
                         "at the same time", folder)
         yield
         return
-    lock = fasteners.InterProcessLock(os.path.join(folder, LOCK_FILE))
-    if not lock.acquire(blocking=False):
-        raise ValueError("%s is in use by another run (it holds %s); wait for that run to end, or choose "
-                         "another folder" % (folder, LOCK_FILE))
+    lock = contextlib.ExitStack()
     try:
+        lock.enter_context(locks.hold(folder, LOCK_FILE))
+    except locks.Busy as busy:
+        if busy.holder is None:
+            raise ValueError("%s is being read by a training or an evaluation (they share %s); wait for them to "
+                             "end, or choose another folder" % (folder, LOCK_FILE)) from None
+        raise ValueError("%s is in use by another run (process %d holds %s); wait for that run to end, or choose "
+                         "another folder" % (folder, busy.holder, LOCK_FILE)) from None
+    except OSError as e:  # e.g. too many open files: a sweep holds one lock per variant
+        raise ValueError("%s cannot be locked: %s" % (folder, e)) from None
+    with lock:
         yield
-    finally:
-        lock.release()
 
 
 def read_json(path: str):
@@ -69,17 +76,29 @@ def read_json(path: str):
 @contextlib.contextmanager
 def atomic_writer(path: str):
     """Yields a file to write `path` through: a temporary file of this write's own beside it
-    (NAME.<8 hex>.incomplete), renamed over `path` when the block ends without an error."""
+    (NAME.<8 hex>.incomplete), renamed over `path` when the block ends without an error, deleted when it fails."""
     temporary = "%s.%s.incomplete" % (path, uuid.uuid4().hex[:8])
-    with FileSystems.create(temporary) as f:
-        yield f
-    FileSystems.rename([temporary], [path])
+    try:
+        with FileSystems.create(temporary) as f:
+            yield f
+        FileSystems.rename([temporary], [path])
+    except BaseException:  # a full disk, a failed worker, Ctrl-C: leave no temporary file behind
+        with contextlib.suppress(Exception):
+            delete_if_exists([temporary])
+        raise
 
 
 def write_atomic(path: str, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file (`atomic_writer`)."""
     with atomic_writer(path) as f:
         f.write(data)
+
+
+def delete_temporaries(folder: str, keep=lambda target: True) -> None:
+    """Deletes the temporary files of `write_atomic` in `folder` whose target name `keep` accepts: those that
+    workers which failed or were killed left behind."""
+    delete_if_exists([join(folder, name) for name in file_names(folder)
+                      if temporary_target(name) and keep(temporary_target(name))])
 
 
 def temporary_target(name: str) -> Optional[str]:

@@ -24,6 +24,8 @@ import logging
 import sys
 from typing import Dict
 
+import tqdm
+
 import sweepfile
 from pipeline import config as dataset_config
 from pipeline import dataset, progress, runners, storage
@@ -31,6 +33,7 @@ from pipeline import main as pipeline_main
 from pipeline import spec as dataset_spec
 
 # Flags a sweep may set: every pipeline flag but those that name or replace the output.
+PROGRESS_FROM = 200  # variants from which planning shows a progress line (about a second of work)
 DATASET_KEYS = sorted(a.dest for a in dataset_config.build_parser()._actions
                       if a.dest not in ("help", "output_dir", "overwrite", "verbosity"))
 
@@ -46,8 +49,9 @@ def _flag(key, value) -> str:
 def plan(sweep: dict, output_root: str):
     """[(settings, name, DatasetConfig)] for every variant; raises ValueError naming a bad value."""
     grid_keys = list(sweep["dataset"]["grid"]) if isinstance(sweep.get("dataset"), dict) else []
-    planned = []
-    for settings in sweepfile.variants(sweep, "dataset", DATASET_KEYS):
+    variants = sweepfile.variants(sweep, "dataset", DATASET_KEYS)
+    planned, folders = [], set()
+    for settings in tqdm.tqdm(variants, desc="plan", unit=" variants", disable=len(variants) < PROGRESS_FROM):
         name = sweepfile.variant_name(settings, grid_keys)
         flags = [f for f in (_flag(k, v) for k, v in settings.items()) if f]
         try:
@@ -55,8 +59,9 @@ def plan(sweep: dict, output_root: str):
         except ValueError as e:
             raise ValueError("dataset variant %s: %s" % (name, e)) from None
         folder = "%s-%s" % (name, dataset_spec.identity(config))
-        if any(folder == f for _, f, _ in planned):
+        if folder in folders:
             raise ValueError("dataset variant %s comes twice from the grid: give each value once" % name)
+        folders.add(folder)
         config = dataclasses.replace(config, output_dir=storage.join(output_root, folder))
         planned.append((settings, folder, config))
     return planned
@@ -118,10 +123,13 @@ def run(argv=None) -> dict:
 
 def main(argv=None) -> int:
     try:
-        progress.configure_logging(progress.parse_verbosity(argv))
-        index = run(argv)
+        with pipeline_main.sigterm_as_interrupt():
+            progress.configure_logging(progress.parse_verbosity(argv))
+            index = run(argv)
     except ValueError as e:
         return pipeline_main.user_error(e)
+    except KeyboardInterrupt as e:
+        return pipeline_main.interrupted(e)
     for variant in index["variants"]:
         print("%-9s %s" % (variant["status"], variant["folder"]))
     return 0

@@ -7,15 +7,17 @@ A sweep file (YAML or JSON) holds a `dataset` and a `train` section, each of `ba
 lists, keyed by the flag names of pipeline.main and trainer.main without dashes. pipeline.sweep renders every
 dataset variant into OUTPUT_ROOT/<variant_name>-<identity>/ and lists them in OUTPUT_ROOT/index.json as
 {"variants": [{"folder", "identity", "settings", "status", "num_records"}]}; trainer.sweep finds each variant's
-folder there by its settings (`folders_of`). Errors are ValueErrors whose message names the bad key or value.
+folder there by its settings (`folders_by_settings`). Errors are ValueErrors whose message names the bad key or value.
 """
 import itertools
 import json
+import math
 import re
 
 import yaml
 
 SECTIONS = ("dataset", "train")
+MAX_VARIANTS = 20_000  # per section; pipeline.sweep plans 10,000 in about 8 s on one core
 INDEX_FILE = "index.json"
 
 
@@ -56,6 +58,10 @@ def variants(sweep, section, known_keys=None):
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ValueError(f"{section}.grid.{key} must be a non-empty list of values")
+    count = math.prod(len(values) for values in grid.values())
+    if count > MAX_VARIANTS:
+        raise ValueError(f"{section}.grid makes {count:,} variants, more than the {MAX_VARIANTS:,} a sweep may have: "
+                         "split it into several sweep files")
     return [dict(base, **dict(zip(grid, combo))) for combo in itertools.product(*grid.values())]
 
 
@@ -76,9 +82,18 @@ def as_stored(settings):
     return json.loads(json.dumps(settings, default=str))
 
 
-def folders_of(index, settings):
-    """The folders of index.json's variants rendered with `settings`; raises ValueError if it is not an index."""
+def folders_by_settings(index):
+    """{settings key: [folders]} of index.json's variants, to look up with `settings_key`; raises ValueError if it
+    is not an index. One pass, so resolving a sweep's variants takes linear time."""
+    folders = {}
     try:
-        return [v["folder"] for v in index["variants"] if v["settings"] == as_stored(settings)]
+        for v in index["variants"]:
+            folders.setdefault(settings_key(v["settings"]), []).append(v["folder"])
     except (KeyError, TypeError) as e:
         raise ValueError(f"not a sweep index ({e!r})") from None
+    return folders
+
+
+def settings_key(settings):
+    """A hashable form of `settings` as index.json stores them."""
+    return json.dumps(as_stored(settings), sort_keys=True)

@@ -116,7 +116,7 @@ def _png(image):
 
 @pytest.mark.parametrize("args, message", [
     (["--source=images"], "needs --input"),
-    (["--source=images", "--input=/no/such/folder"], "holds no files"),
+    (["--source=images", "--input=/no/such/folder"], "does not exist"),
     (["--source=images", "--input=.", "--val_fraction=0.6", "--test_fraction=0.5"], "sum to less than 1"),
     (["--source=images", "--input=.", "--label_regex=[A-Z]+"], "needs a group"),
 ])

@@ -26,6 +26,7 @@ the complete tables.
 """
 import contextlib
 import csv
+import collections
 import dataclasses
 import hashlib
 import io
@@ -134,11 +135,12 @@ def dataset_folders(sweep, output_root):
         raise UserError(f"{index_path} not found: {render}") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{index_path} is not valid JSON: {e}") from None
+    with user_errors():
+        folders_by_settings = sweepfile.folders_by_settings(index)
     resolved = []
     for settings in variants:
         settings = sweepfile.as_stored(settings)
-        with user_errors():
-            folders = sweepfile.folders_of(index, settings)
+        folders = folders_by_settings.get(sweepfile.settings_key(settings), [])
         if not folders:
             raise UserError(f"dataset variant {settings} is not in {index_path}: {render}")
         if len(folders) > 1:
@@ -159,10 +161,9 @@ def plan_runs(sweep, output_root):
             runs.append(Run(folder, dataset_settings, name, settings,
                             dataclasses.replace(config, data_dir=os.path.join(output_root, folder),
                                                 model_dir=model_dir)))
-    model_dirs = [r.config.model_dir for r in runs]
-    for model_dir in model_dirs:
-        if model_dirs.count(model_dir) > 1:
-            raise UserError(f"the sweep file gives the run {model_dir} twice: list each grid value once")
+    twice = next((d for d, n in collections.Counter(r.config.model_dir for r in runs).items() if n > 1), None)
+    if twice:
+        raise UserError(f"the sweep file gives the run {twice} twice: list each grid value once")
     return runs
 
 
