@@ -128,13 +128,18 @@ def test_standard_callbacks_log_the_step_rate_before_the_loggers(tmp_path):
 
 
 def test_best_checkpoint_keeps_the_latest_of_tied_epochs(tmp_path):
-    """Keras's ModelCheckpoint keeps the first of equal val accuracies; ours the last (and never a worse one)."""
+    """Keras's ModelCheckpoint keeps the first of equal val accuracies; ours the last (and never a worse one), each
+    through a temporary file, dropping trainer.evaluate's files of the model it replaces."""
     model = _model()
     checkpoint = [c for c in callbacks.standard_callbacks(str(tmp_path), keras.callbacks.Callback(), 3, 2)
-                  if isinstance(c, keras.callbacks.ModelCheckpoint)][0]
-    checkpoint.filepath = str(tmp_path / "epoch{epoch}.keras")
+                  if isinstance(c, callbacks.BestCheckpoint)][0]
     checkpoint.set_model(model)
+    saved = []
     for epoch, logs in enumerate(LOGGED):
+        (tmp_path / "eval_test.json").write_text("{}")
         checkpoint.on_epoch_end(epoch, logs)
-    saved = sorted(int(name[len("epoch"):-len(".keras")]) for name in os.listdir(tmp_path) if name.endswith(".keras"))
-    assert saved == [1, 2, 3, 5, 6]  # Keras numbers epochs from 1: values 0.1, 0.3, 0.3, 0.5, 0.5 saved
+        if not (tmp_path / "eval_test.json").exists():
+            saved.append(epoch + 1)
+            assert keras.models.load_model(tmp_path / "best.keras").count_params() == model.count_params()
+    assert saved == [1, 2, 3, 5, 6]  # numbered from 1, as Keras does: values 0.1, 0.3, 0.3, 0.5, 0.5 saved
+    assert sorted(os.listdir(tmp_path)) == ["best.keras", "eval_test.json"], "no temporary file left"

@@ -348,7 +348,7 @@ def test_overwrite_clears_only_the_run_files_first(trained, variable_dataset, tm
     spec = DatasetSpec.load(variable_dataset)
     train.check_model_dir(config, spec)  # another model and dataset: nothing to refuse, it starts over
     train.prepare_model_dir(config, spec)
-    assert sorted(os.listdir(copy)) == ["config.json", "notes.txt", "protocol.json", "spec.json"]
+    assert sorted(os.listdir(copy)) == [".trainer.lock", "config.json", "notes.txt", "protocol.json", "spec.json"]
     assert DatasetSpec.load(str(copy)).difference(spec) is None
     with open(copy / "config.json") as f:
         assert json.load(f)["model"] == "ctc"

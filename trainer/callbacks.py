@@ -128,7 +128,8 @@ def _read_log(csv_path):
     if not tf.io.gfile.exists(csv_path):
         return []
     with tf.io.gfile.GFile(csv_path) as f:
-        return list(csv.DictReader(io.StringIO(f.read())))
+        rows = list(csv.DictReader(io.StringIO(f.read())))
+    return [row for row in rows if None not in row.values()]  # not a row cut short by a full disk or a kill
 
 
 def best_logged(csv_path, key):
@@ -204,12 +205,10 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.state_path:
+        if self.state_path:  # a kill mid-write leaves the previous epoch's
             tf.io.gfile.makedirs(os.path.dirname(self.state_path))
-            with tf.io.gfile.GFile(self.state_path + ".tmp", "w") as f:
-                json.dump({"elapsed_seconds": self.elapsed_fraction() * self.seconds}, f)
-            # a kill mid-write leaves the previous epoch's
-            tf.io.gfile.rename(self.state_path + ".tmp", self.state_path, overwrite=True)
+            elapsed = self.elapsed_fraction() * self.seconds
+            rundir.write_atomic(self.state_path, json.dumps({"elapsed_seconds": elapsed}))
 
 
 def cosine_decay(peak, steps, warmup=0.0):
@@ -239,15 +238,44 @@ class CosineSchedule(keras.callbacks.Callback):
         logs["learning_rate"] = float(self.model.optimizer.learning_rate)  # as ReduceLROnPlateau logs it
 
 
-class LatestBestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint (save_best_only) that also saves on a tie with the best so far.
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model to `path` at every epoch end whose `monitor` (higher is better) is at least the best so far
+    (`initial_value` on a resume), then drops the files derived from the best.keras it replaced (trainer.evaluate's).
 
-    Keras keeps the first of equal values; on a small val split most epochs tie (96 images give steps of ~1%), and
-    the later model, trained longer at a lower learning rate, is the better bet.
+    The latest of ties wins: on a small val split most epochs tie (96 images give steps of ~1%), and the later model,
+    trained longer at a lower learning rate, is the better bet. Written through a temporary file renamed over `path`,
+    so a full disk or a kill never leaves a truncated best.keras. Hand-written: Keras' ModelCheckpoint writes in place
+    and keeps the first of ties.
     """
 
-    def _is_improvement(self, monitor_value, reference_value):  # Keras 3's MonitorCallback hook (a private name)
-        return reference_value is None or not self.monitor_op(reference_value, monitor_value)
+    def __init__(self, path, monitor, initial_value=None):
+        super().__init__()
+        self.path, self.monitor, self.best = path, monitor, initial_value
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or (self.best is not None and value < self.best):
+            return
+        self.best = value
+        with rundir.atomic_path(self.path) as temporary:
+            self.model.save(temporary)
+        rundir.drop_derived(os.path.dirname(self.path))
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, writing the weights and then the epoch through temporary names, so a full disk or a
+    kill during a save leaves the last complete backup to resume from; backup/ stays after training, until the run
+    is finished (rundir.mark_finished). Overrides Keras 3's private `_save_model` (its test guards it)."""
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, delete_checkpoint=False)
+
+    def _save_model(self):
+        tf.io.gfile.makedirs(self.backup_dir)
+        with rundir.atomic_path(self._weights_path) as temporary:
+            self.model.save_weights(temporary, overwrite=True)
+        rundir.write_atomic(self._training_metadata_path,
+                            json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
 
 
 class CSVLogger(keras.callbacks.CSVLogger):
@@ -266,7 +294,7 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
 
     `lr_schedule`: a callback that sets the learning rate (CosineSchedule) in place of ReduceLROnPlateau.
 
-    best.keras is the model of the best val_captcha_acc, the latest one among ties (LatestBestCheckpoint).
+    best.keras is the model of the best val_captcha_acc, the latest one among ties (BestCheckpoint).
     A run killed mid-training and started again with the same model_dir resumes from its last finished epoch
     (BackupAndRestore), appends to the CSV log, only replaces best.keras with a model as good or better and keeps
     counting the epochs without improvement from where it stopped (RestorePatience).
@@ -281,15 +309,14 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
     return [
         val_metrics,
         keras.callbacks.TerminateOnNaN(),
-        LatestBestCheckpoint(
-            os.path.join(model_dir, rundir.BEST_MODEL), monitor="val_captcha_acc", mode="max", save_best_only=True,
-            initial_value_threshold=best_logged(csv_path, "val_captcha_acc") if resuming else None),
+        BestCheckpoint(os.path.join(model_dir, rundir.BEST_MODEL), "val_captcha_acc",
+                       best_logged(csv_path, "val_captcha_acc") if resuming else None),
         RestorePatience(csv_path, [early_stopping] if lr_schedule else [early_stopping, reduce_lr]),
         early_stopping,
         lr_schedule or reduce_lr,
         StepRate(),
         CSVLogger(csv_path, append=resuming),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")),
-        keras.callbacks.BackupAndRestore(backup_dir),
+        BackupAndRestore(backup_dir),
     ]
 

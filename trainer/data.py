@@ -8,10 +8,12 @@ TensorFlow is kept off the GPUs, which belong to the backend (tf.data runs on th
 """
 import contextlib
 import functools
+import os
 
 import keras
 import tensorflow as tf
 
+from safeio import locks
 from trainer import augment as augment_lib
 from trainer.decoding import PAD
 from trainer.errors import UserError
@@ -136,3 +138,20 @@ def naming_bad_shards(spec, splits):
         if problem is None:
             raise
         raise UserError(f"{problem}: the dataset changed after the pipeline wrote it; render it again") from e
+
+
+@contextlib.contextmanager
+def reading(data_dir):
+    """Shares the dataset folder's lock with other readers for the block, so that a render (pipeline.main) refuses to
+    overwrite the shards being read; UserError if a render holds it. Remote folders are not locked."""
+    if "://" in data_dir or not os.path.isdir(data_dir):
+        yield
+        return
+    lock = contextlib.ExitStack()
+    try:
+        lock.enter_context(locks.hold(data_dir, locks.DATASET_LOCK, shared=True))
+    except locks.Busy as busy:
+        raise UserError(f"{data_dir} is being written by a render ({busy.who()} holds {locks.DATASET_LOCK}): wait for "
+                        "it to end") from None
+    with lock:
+        yield

@@ -15,6 +15,7 @@ way the dataset's images were (its spec.json's `preprocessing`, see trainer.prep
 trainer.decoding. An empty batch gives empty results. One image that does not decode fails its whole batch
 (InvalidArgumentError); trainer.predict sends files one by one, so it reports just that file.
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import decoding, preprocess, rundir, serving
+from trainer import decoding, preprocess, rundir
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -67,8 +68,11 @@ def export_run(model_dir):
                         f"run KERAS_BACKEND=tensorflow python -m trainer.export --model_dir={model_dir}")
     model = rundir.load_model(model_dir)
     spec = DatasetSpec.load(model_dir)
-    export_saved_model(model, spec.charset, os.path.join(model_dir, serving.SAVED_MODEL),
-                       rundir.read_config(model_dir)["decoder"], spec.preprocessing)
+    path = os.path.join(model_dir, rundir.SAVED_MODEL)
+    # Locally whole or not there; object stores cannot rename a folder, and there the run stays unfinished (its
+    # backup/ kept) until the export has ended.
+    with rundir.atomic_path(path) if "://" not in path else contextlib.nullcontext(path) as target:
+        export_saved_model(model, spec.charset, target, rundir.read_config(model_dir)["decoder"], spec.preprocessing)
 
 
 def export_under_tensorflow(model_dir):

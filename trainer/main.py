@@ -26,8 +26,10 @@ train_flags.define()
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    with exit_on_user_error():
-        train.train_and_evaluate(train_flags.train_config())
+    config = train_flags.train_config()
+    with exit_on_user_error(f"interrupted: run the same command again to resume {config.model_dir} from its last "
+                            "finished epoch"):
+        train.train_and_evaluate(config)
 
 
 def run():

@@ -44,7 +44,9 @@ def compute_metrics(true_texts, pred_texts, top_confusions=20):
 
 def format_table(metrics):
     """The metrics as a plain-text table for the terminal."""
-    lines = [f"{'examples':<16}{metrics['num_examples']}",
+    unfinished = metrics.get("run") == "unfinished"
+    lines = ["run             unfinished: best.keras so far, not the run's result"] if unfinished else []
+    lines += [f"{'examples':<16}{metrics['num_examples']}",
              f"{'captcha acc':<16}{metrics['captcha_acc']:.4f}",
              f"{'char acc':<16}{metrics['char_acc']:.4f}"]
     lines += [f"{f'position {i}':<16}{acc:.4f}" for i, acc in enumerate(metrics["position_acc"])]

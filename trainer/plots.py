@@ -5,6 +5,8 @@ import io
 import tensorflow as tf
 from matplotlib.figure import Figure  # savefig renders PNG with Agg, no GUI backend involved
 
+from trainer import rundir
+
 
 def plot_history(csv_path, png_path):
     """Plots every column of a CSVLogger file against the epoch: losses, accuracies, learning rate, step rate."""
@@ -25,8 +27,7 @@ def plot_history(csv_path, png_path):
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png")
-    with tf.io.gfile.GFile(png_path, "wb") as f:
-        f.write(png.getvalue())
+    rundir.write_atomic(png_path, png.getvalue())
 
 
 def errors_png(images, true_texts, pred_texts, columns=4):
@@ -49,5 +50,4 @@ def errors_png(images, true_texts, pred_texts, columns=4):
 
 def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
     """Saves errors_png's grid to `png_path`."""
-    with tf.io.gfile.GFile(png_path, "wb") as f:
-        f.write(errors_png(images, true_texts, pred_texts, columns))
+    rundir.write_atomic(png_path, errors_png(images, true_texts, pred_texts, columns))

@@ -131,8 +131,7 @@ def pretrain(config):
             return json.load(f)
     done = report.train_and_score(fresh_or_resumed(config), ("val",))
     done = {"train_minutes": done["train_minutes"], "val_captcha_acc": done["val_captcha_acc"]}
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(done))
+    rundir.write_atomic(path, json.dumps(done))
     return done
 
 
@@ -145,8 +144,7 @@ def train_reader(reader):
               "pretrain_val_captcha_acc": pretrained["val_captcha_acc"],
               "train_minutes": pretrained["train_minutes"] + measured["train_minutes"],
               "pretrain_steps": steps(reader.pretrain) if reader.pretrain else 0, "steps": steps(reader.final)}
-    with tf.io.gfile.GFile(os.path.join(reader.final.model_dir, RESULT_FILE), "w") as f:
-        f.write(json.dumps(result, indent=2))
+    rundir.write_atomic(os.path.join(reader.final.model_dir, RESULT_FILE), json.dumps(result, indent=2))
     return result
 
 
@@ -189,10 +187,8 @@ def run_pretrain_sweep(sweep_file, output_root, real_data, pretrain_steps, finet
     order = list(dict.fromkeys(reader.variant for reader in readers))  # real_only, then the sweep file's order
     ordered = sorted(results, key=lambda r: (order.index(r["variant"]), r["seed"]))
     every, means = tables(ordered)
-    with tf.io.gfile.GFile(os.path.join(runs_root, "results.md"), "w") as f:
-        f.write(every + "\n" + means)
-    with tf.io.gfile.GFile(os.path.join(runs_root, "results.json"), "w") as f:
-        f.write(json.dumps(ordered, indent=2))
+    rundir.write_atomic(os.path.join(runs_root, "results.md"), every + "\n" + means)
+    rundir.write_atomic(os.path.join(runs_root, "results.json"), json.dumps(ordered, indent=2))
     return every, means
 
 

@@ -91,8 +91,8 @@ def measure(model_dir, data_dir, train_images_per_s, train_minutes, direct_count
         "predict_images_per_s_b1": prediction_rate(signature, pairs[0][0], 1, timing_seconds),
         "predict_images_per_s_b64": prediction_rate(signature, pairs[0][0], 64, timing_seconds),
     }
-    with tf.io.gfile.GFile(os.path.join(model_dir, "protocol.json"), "w") as f:
-        json.dump(dict(row, test_examples=test["test_examples"], direct_examples=direct_count), f, indent=2)
+    written = dict(row, test_examples=test["test_examples"], direct_examples=direct_count)
+    rundir.write_atomic(os.path.join(model_dir, "protocol.json"), json.dumps(written, indent=2))
     return row
 
 

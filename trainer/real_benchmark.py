@@ -13,6 +13,7 @@ labelled (listed in OUTPUT_ROOT/runs/SET/disputed_labels.csv): likely wrong labe
 """
 import csv
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import metrics, report, serving, train
+from trainer import metrics, report, rundir, serving, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -132,10 +133,11 @@ def benchmark_set(name, input_args, output_root, train_minutes, label_regex, pee
         row["ddddocr_captcha_acc"] = metrics.compute_metrics(labels, theirs)["captcha_acc"]
         disputed = disputed_labels(labels, saved_model_read(model_dir, list(images)), theirs)
         row["disputed_labels"] = len(disputed)
-        with tf.io.gfile.GFile(os.path.join(model_dir, "disputed_labels.csv"), "w") as f:
-            writer = csv.writer(f)
-            writer.writerow(["test_record", "label", "read_by_both"])
-            writer.writerows(disputed)
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["test_record", "label", "read_by_both"])
+        writer.writerows(disputed)
+        rundir.write_atomic(os.path.join(model_dir, "disputed_labels.csv"), text.getvalue())
     return row
 
 
@@ -150,10 +152,8 @@ def run_benchmark(real_root, output_root, train_minutes, label_regex=DEFAULT_LAB
     for name in only or sets:
         logging.info("benchmarking %s", name)
         rows.append(benchmark_set(name, sets[name], output_root, train_minutes, label_regex, peers))
-        with tf.io.gfile.GFile(os.path.join(output_root, "results.json"), "w") as f:
-            json.dump(rows, f, indent=2)
-    with tf.io.gfile.GFile(os.path.join(output_root, "results.md"), "w") as f:
-        f.write(report.markdown_table(rows, COLUMNS))
+        rundir.write_atomic(os.path.join(output_root, "results.json"), json.dumps(rows, indent=2))
+    rundir.write_atomic(os.path.join(output_root, "results.md"), report.markdown_table(rows, COLUMNS))
     return rows
 
 

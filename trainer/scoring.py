@@ -6,8 +6,8 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 import tqdm
+from absl import logging
 
 from trainer import data, decoding, metrics, plots, rundir
 from trainer.errors import UserError
@@ -20,10 +20,21 @@ def evaluate(model_dir, data_dir, split="test", batch_size=64, decoder=None, ver
 
     `decoder` defaults to the one the model was trained with (model_dir/config.json). UserError if the model cannot
     read the dataset (charset, image shape, and for a per-position model its label lengths) or a shard of the split
-    is missing, corrupt, or holds fewer records than spec.json lists.
+    is missing, corrupt, or holds fewer records than spec.json lists. The result's `run` says whether model_dir's run
+    was finished; scoring an unfinished one (killed or still training) logs a warning, and the next best.keras its
+    training writes deletes these files.
     """
     if batch_size < 1:
         raise UserError(f"batch_size must be at least 1, got {batch_size}")
+    with data.reading(data_dir):
+        return _evaluate(model_dir, data_dir, split, batch_size, decoder, verify_shards, max_error_images)
+
+
+def _evaluate(model_dir, data_dir, split, batch_size, decoder, verify_shards, max_error_images):
+    finished = rundir.is_finished(model_dir)
+    if not finished:
+        logging.warning("%s holds an unfinished run (killed, or still training): scoring its best.keras so far",
+                        model_dir)
     model = rundir.load_model(model_dir)
     model_spec = DatasetSpec.load(model_dir)
     data_spec = DatasetSpec.load(data_dir)
@@ -53,9 +64,8 @@ def evaluate(model_dir, data_dir, split="test", batch_size=64, decoder=None, ver
                     error_pred.append(pred)
 
     result = metrics.compute_metrics(true_texts, pred_texts)
-    result.update(split=split, data_dir=data_dir, decoder=decoder)
-    with tf.io.gfile.GFile(os.path.join(model_dir, f"eval_{split}.json"), "w") as f:
-        json.dump(result, f, indent=2, ensure_ascii=False)
+    result.update(split=split, data_dir=data_dir, decoder=decoder, run="finished" if finished else "unfinished")
+    rundir.write_atomic(os.path.join(model_dir, f"eval_{split}.json"), json.dumps(result, indent=2, ensure_ascii=False))
     plots.plot_errors(np.array(error_images), error_true, error_pred,
                       os.path.join(model_dir, f"eval_{split}_errors.png"))
     return result

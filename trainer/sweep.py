@@ -34,7 +34,6 @@ import json
 import os
 import statistics
 import typing
-import uuid
 
 import keras
 import tensorflow as tf
@@ -192,7 +191,7 @@ def train_one(run):
         "config": dataclasses.asdict(config), **measured, "params": model.count_params(),
     }
     log_hparams(run, result)
-    _write_atomic(os.path.join(config.model_dir, RESULT_FILE), json.dumps(result, indent=2))
+    rundir.write_atomic(os.path.join(config.model_dir, RESULT_FILE), json.dumps(result, indent=2))
     keras.backend.clear_session()  # free the graphs of this run before the next
 
 
@@ -258,9 +257,9 @@ def write_results(sweep, runs, output_root):
     writer.writeheader()
     writer.writerows(rows)
     table = report.markdown_table(rows, swept + list(METRIC_COLUMNS))
-    _write_atomic(os.path.join(output_root, "results.csv"), text.getvalue())
-    _write_atomic(os.path.join(output_root, "results.md"), table)
-    _write_atomic(os.path.join(output_root, "results.png"), plot_results(rows, swept))
+    rundir.write_atomic(os.path.join(output_root, "results.csv"), text.getvalue())  # a reader (or another shard)
+    rundir.write_atomic(os.path.join(output_root, "results.md"), table)  # never sees half a file
+    rundir.write_atomic(os.path.join(output_root, "results.png"), plot_results(rows, swept))
     return rows, table
 
 
@@ -285,14 +284,6 @@ def run_sweep(sweep_file, output_root, shard_index=0, num_shards=1):
     logging.info("trained %d, skipped %d finished; %d of %d runs have results", len(trained), len(skipped),
                  len(rows), len(runs))
     return {"trained": trained, "skipped": skipped, "rows": rows, "table": table}
-
-
-def _write_atomic(path, content):
-    """Writes then renames, so a reader (or another shard) never sees half a file."""
-    temporary = f"{path}.{uuid.uuid4().hex}.tmp"  # unique across the machines of a sharded sweep
-    with tf.io.gfile.GFile(temporary, "wb" if isinstance(content, bytes) else "w") as f:
-        f.write(content)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 FLAGS = flags.FLAGS

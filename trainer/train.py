@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from safeio import disk
 from trainer import callbacks as callbacks_lib
 from trainer import decoding, export, finetune, losses, plots, recipe, rundir
 from trainer import data as data_lib
@@ -118,7 +119,12 @@ def mirrored_strategy():
 
 
 def train_and_evaluate(config, extra_callbacks=()):
-    """Runs `config` (a TrainConfig) and returns the Keras History; `extra_callbacks` run after ours."""
+    """Runs `config` (a TrainConfig) and returns the Keras History; `extra_callbacks` run after ours.
+
+    Holds model_dir's lock (a second training there is refused) and a reader's share of the dataset's (a render
+    refuses to overwrite it meanwhile). A run whose training ended but whose export did not (a full disk) only writes
+    what it lacks, and returns an empty History. A full disk is a UserError: the rerun resumes.
+    """
     check_config(config)
     spec = DatasetSpec.load(config.data_dir)
     config = recipe.resolve(config, spec)
@@ -127,16 +133,38 @@ def train_and_evaluate(config, extra_callbacks=()):
     for split in ("train", "val"):
         if spec.num_records(split) == 0:
             raise UserError(f"split {split!r} of {config.data_dir} has no records; training needs train and val")
-    check_model_dir(config, spec)
-    if config.verify_shards:
-        spec.verify_shards(("train", "val"))
-    if config.seed is not None:
-        keras.utils.set_random_seed(config.seed)
-    model = build_model(config, spec)
-    train = data_lib.make_dataset(spec, "train", config.batch_size, training=True, cache=config.cache,
-                                  seed=config.seed, augment=config.augment,
-                                  colour_augment=config.colour_augment)
-    val = data_lib.make_dataset(spec, "val", config.batch_size, training=False, cache=config.cache)
+    with data_lib.reading(config.data_dir):
+        check_model_dir(config, spec)
+        if config.verify_shards:
+            spec.verify_shards(("train", "val"))
+        ended = rundir.training_ended(config.model_dir) and not config.overwrite
+        if not ended:
+            if config.seed is not None:
+                keras.utils.set_random_seed(config.seed)
+            model = build_model(config, spec)
+            inputs = (data_lib.make_dataset(spec, "train", config.batch_size, training=True, cache=config.cache,
+                                            seed=config.seed, augment=config.augment,
+                                            colour_augment=config.colour_augment),
+                      data_lib.make_dataset(spec, "val", config.batch_size, training=False, cache=config.cache))
+        with rundir.locked(config.model_dir), naming_a_full_disk(config.model_dir):
+            if ended:
+                print(f"{config.model_dir}: training had ended; writing its curves and SavedModel", flush=True)
+                history = keras.callbacks.History()
+                history.epoch, history.history = [], {}
+            else:
+                history = fit(model, *inputs, config, spec, extra_callbacks)
+                rundir.mark_training_ended(config.model_dir)
+            plots.plot_history(os.path.join(config.model_dir, "log.csv"),
+                               os.path.join(config.model_dir, "curves.png"))
+            export.export_under_tensorflow(config.model_dir)
+            rundir.mark_finished(config.model_dir)  # the run is finished: every artefact is whole
+    logging.info("wrote %s", config.model_dir)
+    return history
+
+
+def fit(model, train, val, config, spec, extra_callbacks=()):
+    """Writes model_dir's first files and fits `model` on the `train` and `val` datasets, from model_dir's backup/
+    if there is one; returns the History."""
     prepare_model_dir(config, spec)  # the first write, after every check
     steps = config.steps_per_epoch or math.ceil(spec.num_records("train") / config.batch_size)
     budget = (callbacks_lib.TimeBudget(config.time_budget, os.path.join(config.model_dir, rundir.BACKUP_DIR))
@@ -149,13 +177,22 @@ def train_and_evaluate(config, extra_callbacks=()):
         config.patience, config.lr_patience, schedule) + ([budget] if budget else [])
     print(start_line(config, spec, model), flush=True)
     with data_lib.naming_bad_shards(spec, ("train", "val")):
-        history = model.fit(train, epochs=config.epochs, steps_per_epoch=steps,
-                            callbacks=callbacks + list(extra_callbacks), shuffle=False)
+        return model.fit(train, epochs=config.epochs, steps_per_epoch=steps,
+                         callbacks=callbacks + list(extra_callbacks), shuffle=False)
 
-    plots.plot_history(os.path.join(config.model_dir, "log.csv"), os.path.join(config.model_dir, "curves.png"))
-    export.export_under_tensorflow(config.model_dir)
-    logging.info("wrote %s", config.model_dir)
-    return history
+
+@contextlib.contextmanager
+def naming_a_full_disk(model_dir):
+    """Turns a full disk met inside into a one-line UserError: every file of the run is written whole or not at all,
+    so running the same command again, with room, resumes from the last complete backup."""
+    try:
+        yield
+    except Exception as e:
+        if not disk.is_full(e):
+            raise
+        free = disk.megabytes(disk.free_bytes(model_dir) or 0)
+        raise UserError(f"no space left on the disk of --model_dir {model_dir} ({free} free): free space, then run the "
+                        "same command again to resume from its last complete backup") from None
 
 
 def start_line(config, spec, model):
@@ -230,6 +267,10 @@ def check_model_dir(config, spec):
                         f"scratch, --init_from={model_dir} with a new --model_dir to continue training from it, or "
                         "another --model_dir")
     if not rundir.is_interrupted(model_dir):
+        if tf.io.gfile.exists(os.path.join(model_dir, rundir.BEST_MODEL)):
+            raise UserError(f"--model_dir {model_dir} holds a best.keras but neither a backup/ to resume from nor a "
+                            f"SavedModel: finish it with python -m trainer.export --model_dir={model_dir}, pass "
+                            "--overwrite to train it again from scratch, or use another --model_dir")
         return  # new, or stopped before its first epoch ended: nothing to keep
     previous = rundir.read_config(model_dir)
     if previous["model"] != config.model:
@@ -248,14 +289,12 @@ def check_model_dir(config, spec):
 
 
 def prepare_model_dir(config, spec):
-    """Creates model_dir (with overwrite, after deleting its run files) holding the dataset's spec.json and this
-    config.json; run after check_model_dir."""
+    """Writes the dataset's spec.json and this config.json into model_dir (with overwrite, after deleting its run
+    files); run after check_model_dir, under rundir.locked (which creates model_dir)."""
     if config.overwrite:
         rundir.clear(config.model_dir)
-    try:
-        tf.io.gfile.makedirs(config.model_dir)
-    except tf.errors.OpError as e:
-        raise UserError(f"cannot create --model_dir {config.model_dir}: {e.message}") from None
-    tf.io.gfile.copy(spec.path, os.path.join(config.model_dir, SPEC_FILE), overwrite=True)
-    with tf.io.gfile.GFile(os.path.join(config.model_dir, rundir.CONFIG_FILE), "w") as f:
-        json.dump(dict(dataclasses.asdict(config), learning_rate=learning_rate(config)), f, indent=2)
+    rundir.remove_temporaries(config.model_dir)  # of a killed run
+    with rundir.atomic_path(os.path.join(config.model_dir, SPEC_FILE)) as temporary:
+        tf.io.gfile.copy(spec.path, temporary)
+    rundir.write_atomic(os.path.join(config.model_dir, rundir.CONFIG_FILE),
+                        json.dumps(dict(dataclasses.asdict(config), learning_rate=learning_rate(config)), indent=2))
