@@ -182,7 +182,8 @@ def test_finished_training_without_a_result_is_trained_again_from_scratch(root, 
     sweep_file = _write(tmp_path, DATASET + "train: {base: {epochs: 1}, grid: {model: [cnn]}}")
     (run,) = sweep.plan_runs(sweep.load_sweep(sweep_file), str(root))
     os.makedirs(run.config.model_dir)
-    open(os.path.join(run.config.model_dir, "best.keras"), "w").close()  # no backup/: training finished
+    open(os.path.join(run.config.model_dir, "best.keras"), "w").close()  # and saved_model/, no backup/: finished
+    os.makedirs(os.path.join(run.config.model_dir, "saved_model"))
     started = []
 
     def fake_train(config, extra_callbacks=()):
