@@ -38,21 +38,24 @@ def _holder(fd: int) -> Optional[int]:
 def hold(folder: str, name: str, shared: bool = False):
     """Holds the lock file `name` of the existing local `folder` for the block, alone or `shared` with other
     readers; raises Busy at once if it cannot. A reader that may not create the lock file (a read-only dataset,
-    which no render can overwrite either) goes on without it."""
+    which no render can overwrite either) goes on without it; one that may only read it still shares it."""
     path = os.path.join(folder, name)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except PermissionError:
+    except OSError:  # no write access, a read-only filesystem: a reader locks a lock file it may only read, if any
         if not shared:
             raise
-        yield
-        return
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            yield
+            return
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise Busy(path, _holder(fd)) from None
-        _write_holder(fd, None if shared else os.getpid())  # a reader clears the id a killed writer left
+        _write_holder(fd, None if shared else os.getpid())  # a reader clears the id that a killed writer left
         try:
             yield
         finally:

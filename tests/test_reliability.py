@@ -322,3 +322,15 @@ def test_ctrl_c_in_a_trainer_command_is_one_line_and_status_130(capsys):
             raise KeyboardInterrupt
     assert stopped.value.code == INTERRUPTED
     assert capsys.readouterr().err == "error: interrupted: run the same command again to resume runs/x\n"
+
+
+def test_readers_share_a_lock_that_a_writer_cannot_take_and_the_writer_is_named_only_while_it_holds_it(tmp_path):
+    with locks.hold(str(tmp_path), locks.DATASET_LOCK, shared=True), \
+            locks.hold(str(tmp_path), locks.DATASET_LOCK, shared=True):
+        with pytest.raises(locks.Busy) as busy:
+            with locks.hold(str(tmp_path), locks.DATASET_LOCK):
+                pass
+        assert busy.value.holder is None and busy.value.who() == "readers"
+    with locks.hold(str(tmp_path), locks.DATASET_LOCK):  # the readers are gone
+        assert (tmp_path / locks.DATASET_LOCK).read_text() == f"{os.getpid()}\n"
+    assert (tmp_path / locks.DATASET_LOCK).read_text() == ""
