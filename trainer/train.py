@@ -190,9 +190,8 @@ def naming_a_full_disk(model_dir):
     except Exception as e:
         if not disk.is_full(e):
             raise
-        free = disk.megabytes(disk.free_bytes(model_dir) or 0)
-        raise UserError(f"no space left on the disk of --model_dir {model_dir} ({free} free): free space, then run the "
-                        "same command again to resume from its last complete backup") from None
+        raise UserError(f"no space left on the disk of --model_dir {model_dir} while writing the run's files: free "
+                        "space, then run the same command again to resume from its last complete backup") from None
 
 
 def start_line(config, spec, model):
