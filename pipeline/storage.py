@@ -50,9 +50,8 @@ def locked(folder: str):
                         "at the same time", folder)
         yield
         return
-    lock = contextlib.ExitStack()
     try:
-        lock.enter_context(locks.hold(folder, LOCK_FILE))
+        lock = locks.take(folder, LOCK_FILE)
     except locks.Busy as busy:
         if busy.holder is None:
             raise ValueError("%s is being read by a training or an evaluation (they share %s); wait for them to "
@@ -92,13 +91,6 @@ def write_atomic(path: str, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file (`atomic_writer`)."""
     with atomic_writer(path) as f:
         f.write(data)
-
-
-def delete_temporaries(folder: str, keep=lambda target: True) -> None:
-    """Deletes the temporary files of `write_atomic` in `folder` whose target name `keep` accepts: those that
-    workers which failed or were killed left behind."""
-    delete_if_exists([join(folder, name) for name in file_names(folder)
-                      if temporary_target(name) and keep(temporary_target(name))])
 
 
 def temporary_target(name: str) -> Optional[str]:

@@ -65,6 +65,13 @@ def hold(folder: str, name: str, shared: bool = False):
         os.close(fd)  # releases the lock
 
 
+def take(folder: str, name: str, shared: bool = False) -> contextlib.ExitStack:
+    """`hold`, entered now: Busy is raised here, never from inside the caller's block; `with` the result releases it."""
+    held = contextlib.ExitStack()
+    held.enter_context(hold(folder, name, shared))
+    return held
+
+
 def _write_holder(fd: int, pid: Optional[int]) -> None:
     try:
         os.ftruncate(fd, 0)

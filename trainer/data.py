@@ -147,9 +147,8 @@ def reading(data_dir):
     if "://" in data_dir or not os.path.isdir(data_dir):
         yield
         return
-    lock = contextlib.ExitStack()
     try:
-        lock.enter_context(locks.hold(data_dir, locks.DATASET_LOCK, shared=True))
+        lock = locks.take(data_dir, locks.DATASET_LOCK, shared=True)
     except locks.Busy as busy:
         raise UserError(f"{data_dir} is being written by a render ({busy.who()} holds {locks.DATASET_LOCK}): wait for "
                         "it to end") from None

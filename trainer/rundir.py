@@ -121,19 +121,13 @@ def is_interrupted(model_dir):
 def clear(model_dir):
     """Deletes the files of model_dir's run (RUN_FILES); anything else in the folder stays."""
     for name in RUN_FILES:
-        path = os.path.join(model_dir, name)
-        if tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
-        elif tf.io.gfile.exists(path):
-            tf.io.gfile.remove(path)
+        _remove(os.path.join(model_dir, name))
 
 
 def drop_derived(model_dir):
     """Deletes trainer.evaluate's files (DERIVED_FILES): they describe a best.keras that was just replaced."""
     for name in DERIVED_FILES:
-        path = os.path.join(model_dir, name)
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.remove(path)
+        _remove(os.path.join(model_dir, name))
 
 
 @contextlib.contextmanager
@@ -192,9 +186,8 @@ def locked(model_dir):
         logging.warning("%s cannot be locked (not a local folder): make sure no other training writes there", model_dir)
         yield
         return
-    lock = contextlib.ExitStack()
     try:
-        lock.enter_context(locks.hold(model_dir, locks.RUN_LOCK))
+        lock = locks.take(model_dir, locks.RUN_LOCK)
     except locks.Busy as busy:
         raise UserError(f"--model_dir {model_dir} is in use by another training ({busy.who()} holds "
                         f"{locks.RUN_LOCK}); wait for it to end, or choose another --model_dir") from None

@@ -50,10 +50,10 @@ def predict_files(signature, paths):
         try:
             if not os.path.isfile(path):  # a folder, a FIFO (open would wait for a writer forever), a device
                 problem = "not a regular file" if os.path.exists(path) else "No such file or directory"
-                raise IsADirectoryError(0, problem)
-            with open(path, "rb") as f:
-                encoded = f.read()
-            problem = too_large(encoded)
+            else:
+                with open(path, "rb") as f:
+                    encoded = f.read()
+                problem = too_large(encoded)
             if problem:
                 yield path, None, None, f"cannot read {path}: {problem}"
                 continue
