@@ -1,6 +1,7 @@
 """Exports a trained model as a self-contained SavedModel: encoded image bytes in, text and confidence out.
 
     python -m trainer.export --model_dir=runs/ctc     # writes runs/ctc/saved_model from runs/ctc/best.keras
+    python -m trainer.export --model_dir=runs/ctc --format=onnx  # runs/ctc/reader.onnx + reader.json instead
 
     sig = tf.saved_model.load("runs/ctc/saved_model").signatures["serving_default"]
     out = sig(images=tf.constant([open("a.png", "rb").read()]))  # {"text": [b"7K2Q"], "confidence": [0.93]}
@@ -14,6 +15,8 @@ Images may be PNG, JPEG, GIF or BMP of any size and channel count: they are brou
 way the dataset's images were (its spec.json's `preprocessing`, see trainer.preprocess), then decoded exactly as in
 trainer.decoding. An empty batch gives empty results. One image that does not decode fails its whole batch
 (InvalidArgumentError); trainer.predict sends files one by one, so it reports just that file.
+
+`--format=onnx` writes the ONNX reader that captcha_break.reader serves without TensorFlow (trainer.onnx_export).
 """
 import contextlib
 import os
@@ -91,7 +94,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     with exit_on_user_error():
-        export_run(flags.FLAGS.model_dir)
+        if flags.FLAGS.format == "onnx":
+            from trainer import onnx_export
+            onnx_path, json_path, difference = onnx_export.export_onnx_run(flags.FLAGS.model_dir)
+            print(f"wrote {onnx_path} and {json_path}: onnxruntime gives the Keras model's probabilities within "
+                  f"{difference:.2g} on {onnx_export.CHECK_IMAGES} test images")
+        else:
+            export_run(flags.FLAGS.model_dir)
 
 
 def define_flags():
@@ -99,6 +108,9 @@ def define_flags():
     module, has its own."""
     flags.DEFINE_string("model_dir", None, "Folder written by trainer.main: exports its best.keras.")
     flags.mark_flag_as_required("model_dir")
+    flags.DEFINE_enum("format", "saved_model", ["saved_model", "onnx"],
+                      "saved_model: M/saved_model (TensorFlow); onnx: M/reader.onnx and M/reader.json for "
+                      "captcha_break.reader (needs tf2onnx, onnx and onnxruntime).")
 
 
 def run():
