@@ -6,8 +6,9 @@
 A file's label is its name's stem (or group 1 of --label_regex), or its row in a labels file (paths
 relative to that file): CSV, TSV or whitespace-separated `.csv/.tsv/.txt` rows of path and label in either
 order (with or without a header such as `path,label` or `file,text`), or a `.json` object {path: label} or
-list of {"path": ..., "label": ...}. --case_insensitive folds labels (and --charset) to lower case, for sets
-whose labels and images disagree on case. Images are converted to RGB, resized to --width x --height
+list of {"path": ..., "label": ...}; of a CSV/TSV whose header has a `checked` column (trainer.label writes
+one), only the rows checked there (1, yes, y, true or x). --case_insensitive folds labels (and --charset) to lower
+case, for sets whose labels and images disagree on case. Images are converted to RGB, resized to --width x --height
 (default: the median size of the input images; `pad`: keep the aspect ratio and pad with the image's border
 colour; `stretch`) and
 re-encoded as PNG (`to_png`, whose steps spec.json records as `preprocessing`). Every file's sha256 is
@@ -44,6 +45,8 @@ LABEL_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 PATH_HEADERS = ("path", "file", "filename", "file_name", "image", "img", "name")
 LABEL_HEADERS = ("label", "text", "captcha", "code", "answer", "value")
+CHECKED_HEADER = "checked"  # a labels file's optional column (trainer.label's): only rows checked are read
+CHECKED_VALUES = ("1", "yes", "y", "true", "x")
 HASH_THREADS = 16  # files hashed at once while listing: reads of small files, mostly waiting on storage
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA", "P")  # P: its palette may hold transparency
 
@@ -130,12 +133,18 @@ def _labels_file_rows(path: str) -> List[Tuple[str, str]]:
             raise ValueError("labels file %s has no rows" % path)
         path_at, label_at, header = _column_order(lines)
         width = len(lines[0][1]) if header else 2
+        checked_at = [i for i, c in enumerate(lines[0][1]) if header and c.strip().lower() == CHECKED_HEADER]
         rows = []
         for line, row in lines[1:] if header else lines:
             if len(row) != width:
                 raise ValueError("labels file %s: line %d should have %d columns (path and label) but has %d"
                                  % (path, line, width, len(row)))
+            if checked_at and row[checked_at[0]].strip().lower() not in CHECKED_VALUES:
+                continue  # a pre-labelled row nobody checked (trainer.label): not a label yet
             rows.append((row[path_at].strip(), row[label_at].strip()))
+        if checked_at and not rows:
+            raise ValueError("labels file %s: no row is checked (its checked column is empty): check the rows, "
+                             "putting 1 in that column" % path)
     folder = os.path.dirname(path)
     return [(p if "://" in p or os.path.isabs(p) else storage.join(folder, p), label) for p, label in rows]
 
