@@ -7,12 +7,16 @@ Each command is also a console script (captcha-render, captcha-train, ...); `pyt
 """
 import setuptools
 
+READER = ["onnxruntime>=1.20", "numpy>=1.26", "Pillow>=10"]
+SERVE = [*READER, "starlette>=0.40", "uvicorn>=0.30", "python-multipart>=0.0.18"]  # multipart: Starlette's forms
+ONNX = ["onnx>=1.16", "tf2onnx>=1.16", "onnxruntime>=1.20"]  # tested with onnx 1.23, tf2onnx 1.17, onnxruntime 1.32
+
 setuptools.setup(
     name="captcha-break",
     version="0.1.0",
     description="Render labelled captchas with Apache Beam and train Keras 3 captcha readers.",
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*", "sweepfile",
-                                               "safeio"]),
+                                               "safeio", "captcha_break"]),
     python_requires=">=3.10,<3.13",  # the Python versions with wheels of both TensorFlow 2.21 and Beam 2.77
     install_requires=[
         "tensorflow>=2.21,<2.22",  # tf.data, shard checks, the SavedModel; the version the tests ran on
@@ -33,7 +37,14 @@ setuptools.setup(
     extras_require={
         # pytest-xdist: the suite runs on 2 processes (pytest.ini -n 2); jax: the JAX-backend training test (a CPU
         # build: ~100 MB of wheels with scipy, ~500 MB installed); dask: the DaskRunner test.
-        "test": ["pytest>=8", "pytest-xdist>=3.6", "jax>=0.10,<0.11", "apache-beam[dask]>=2.77,<2.78"],
+        # onnx ... httpx: the serving tests (ONNX export, captcha_break's reader, service and pre-labelling).
+        "test": ["pytest>=8", "pytest-xdist>=3.6", "jax>=0.10,<0.11", "apache-beam[dask]>=2.77,<2.78",
+                 *ONNX, *SERVE, "httpx>=0.27"],
+        "onnx": ONNX,  # trainer.export --format=onnx
+        # captcha_break.reader needs only these (it imports neither TensorFlow, Keras nor Beam); until the serving
+        # side is a distribution of its own (issue 26), `pip install --no-deps .` then these keeps TensorFlow off.
+        "reader": READER,
+        "serve": SERVE,  # trainer.serve: the reader behind Starlette on uvicorn
         "jax": ["jax>=0.10,<0.11"],  # KERAS_BACKEND=jax; on NVIDIA GPUs: pip install 'jax[cuda12]' instead
         "torch": ["torch>=2.13,<2.14"],  # KERAS_BACKEND=torch (docs/training.md: its CPU-only build)
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
@@ -51,5 +62,7 @@ setuptools.setup(
         "captcha-protocol=trainer.protocol:run",
         "captcha-real-benchmark=trainer.real_benchmark:run",
         "captcha-pretrain-sweep=trainer.pretrain_sweep:run",
+        "captcha-serve=trainer.serve:run",
+        "captcha-label=trainer.label:run",
     ]},
 )
