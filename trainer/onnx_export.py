@@ -20,7 +20,9 @@ The conversion is tf2onnx's (through a tf.function of the Keras model, as keras'
 tf2onnx cannot convert TensorFlow's antialiased resize (ScaleAndTranslate), which `--input_height` puts in front of
 the architecture as a Keras Resizing layer: with a fixed input size every such resize is a linear map, separable by
 rows and columns, so it is exported as two matrix products whose matrices are tf.image.resize of identity images
-(exact to float32 rounding). A layer whose op tf2onnx cannot convert is named in a UserError. Every export is checked
+(exact to float32 rounding). A mixed-precision model (--precision=mixed_bfloat16 or mixed_float16) is exported in
+float32 (float32_model): its ONNX reader may read an image whose top two classes are within bfloat16's rounding
+otherwise than its SavedModel. A layer whose op tf2onnx cannot convert is named in a UserError. Every export is checked
 with onnxruntime against the Keras model before anything is written.
 """
 import contextlib
@@ -90,6 +92,31 @@ def _resize_as_matmul(layer, height, width):
     return resize
 
 
+def _float32_policies(config):
+    """A serialized Keras object with every mixed dtype policy (mixed_float16, mixed_bfloat16) made float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy" and str(config.get("config", {}).get("name", "")).startswith(
+                "mixed_"):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(value) for value in config]
+    return config
+
+
+def float32_model(model):
+    """model itself, or for a mixed-precision model (--precision=mixed_*) a float32 copy with its weights (kept in
+    float32 by Keras anyway): tf2onnx types bfloat16 constants as float16, and onnxruntime's CPU kernels take neither
+    in convolutions and GRUs."""
+    config = keras.saving.serialize_keras_object(model)
+    float32 = _float32_policies(config)
+    if float32 == config:
+        return model
+    copy = keras.saving.deserialize_keras_object(float32)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def forward(model):
     """model's inference as a function of a uint8 batch, with every top-level Resizing layer as matrix products.
     The models trainer.models.build (and uint8_input) make are chains of layers: scale, resize, architecture."""
@@ -134,6 +161,7 @@ def to_onnx(model):
     """The ONNX model (bytes) of a Keras model taking uint8 images; UserError naming the layer whose op tf2onnx
     cannot convert."""
     onnx, tf2onnx = _converter()
+    model = float32_model(model)
     signature = (tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8, name=INPUT_NAME),)
     run = forward(model)
     function = tf.function(lambda image: {OUTPUT_NAME: tf.cast(run(image), tf.float32)}, input_signature=signature)
@@ -160,7 +188,7 @@ def check(model, onnx_bytes, images=None):
         images = np.random.default_rng(0).integers(0, 256, (CHECK_IMAGES, *model.input_shape[1:]), dtype=np.uint8)
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
-    expected = keras.ops.convert_to_numpy(keras.ops.cast(model(images, training=False), "float32"))
+    expected = keras.ops.convert_to_numpy(keras.ops.cast(float32_model(model)(images, training=False), "float32"))
     difference = float(np.abs(got - expected).max())
     if got.shape != expected.shape or not difference <= TOLERANCE:
         raise UserError(f"the ONNX model disagrees with the Keras model: probabilities differ by up to {difference:.3g}"
