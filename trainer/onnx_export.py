@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -56,8 +57,10 @@ def _converter():
         import tf2onnx
     except ImportError:
         raise UserError("the ONNX export needs tf2onnx, onnx and onnxruntime: pip install -e '.[onnx]'") from None
-    from keras.src.export.onnx import patch_tf2onnx  # what keras' own ONNX export applies: tf2onnx on numpy 2
-    patch_tf2onnx()
+    with warnings.catch_warnings():  # the patch asks numpy 2 for np.object, which warns
+        warnings.simplefilter("ignore", FutureWarning)
+        from keras.src.export.onnx import patch_tf2onnx  # what keras' own ONNX export applies: tf2onnx on numpy 2
+        patch_tf2onnx()
     tf2onnx.logging.set_level(logging.ERROR)
     return onnx, tf2onnx
 
