@@ -7,3 +7,7 @@ class ReaderError(Exception):
 
 class ImageError(ReaderError):
     """One image the reader cannot read: not an image, too large, not a file."""
+
+
+class TooLargeError(ImageError):
+    """An image over the reader's pixel or byte limit (found before its pixels are decoded)."""

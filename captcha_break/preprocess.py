@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from captcha_break.errors import ImageError
+from captcha_break.errors import ImageError, TooLargeError
 
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA", "P")  # as pipeline/ingest.py: P's palette may hold transparency
 GREY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # tf.image.rgb_to_grayscale's, for 1-channel models
@@ -37,7 +37,7 @@ def read_file(path, max_bytes=None):
         if not stat.S_ISREG(mode):
             raise ImageError(f"cannot read {path}: not a regular file")
         if max_bytes is not None and os.stat(path).st_size > max_bytes:
-            raise ImageError(f"cannot read {path}: {os.stat(path).st_size} bytes, over the limit of {max_bytes}")
+            raise TooLargeError(f"cannot read {path}: {os.stat(path).st_size} bytes, over the limit of {max_bytes}")
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
@@ -54,12 +54,13 @@ def open_image(data, max_pixels=None):
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if limit and width * height > limit:
-                raise ImageError(f"the image is {width}x{height}: {width * height} pixels, over the limit of {limit}")
+                raise TooLargeError(f"the image is {width}x{height}: {width * height} pixels, over the limit of "
+                                    f"{limit}")
             image.load()
             return image
     except Image.DecompressionBombError as e:  # over twice Pillow's limit: refused before the size is known
         pixels = re.search(r"[0-9]+", str(e)).group()
-        raise ImageError(f"the image has {pixels} pixels, over the limit of {limit}") from None
+        raise TooLargeError(f"the image has {pixels} pixels, over the limit of {limit}") from None
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt files, which Pillow finds while decoding

@@ -104,7 +104,7 @@ class Reader:
             try:
                 return preprocess.decode(data, *self.shape, self.preprocessing, self.max_pixels)
             except ImageError as e:
-                raise ImageError(f"cannot read {path}: {e}") from None
+                raise type(e)(f"cannot read {path}: {e}") from None
         if not isinstance(image, (bytes, bytearray, memoryview)):
             raise ImageError(f"expected encoded image bytes or a path, got {type(image).__name__}")
         if not len(image):
@@ -138,5 +138,5 @@ class Reader:
             try:
                 batch.append(self.pixels(image))
             except ImageError as e:
-                raise ImageError(f"image {i}: {e}") from None
+                raise type(e)(f"image {i}: {e}") from None
         return self.read_pixels(np.stack(batch))

@@ -12,9 +12,9 @@
 
 One image answers {"text": "7K2Q", "confidence": 0.93}; a batch (`images`) answers {"results": [{...}, ...]} in its
 order. `GET /health` answers {"status": "ok", ...what the model reads}. Bad input answers 4xx with {"error": "one
-line"}: 400 not an image, bad base64, form or JSON, a wrong field (naming the ones accepted); 413 a body over --max_bytes,
-a batch over --max_batch or an image over --max_pixels; 415 another content type. One bad image fails its batch,
-naming its index. Nothing a request sends stops the service.
+line"}: 400 not an image, bad base64, form or JSON, a wrong field (naming the ones accepted); 413 a body over
+--max_bytes, a batch over --max_batch or an image over --max_pixels; 415 another content type. One bad image fails
+its batch, naming its index. Nothing a request sends stops the service.
 
 Why Starlette and uvicorn: Starlette is the ASGI toolkit FastAPI is built on (Encode's, maintained, one small
 dependency), and uvicorn its reference server; the service parses bytes, not typed JSON models, so FastAPI's
@@ -35,7 +35,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from captcha_break.errors import ImageError, ReaderError
+from captcha_break.errors import ImageError, ReaderError, TooLargeError
 from captcha_break.reader import Reader
 
 MAX_BYTES = 4 * 1024 * 1024  # a request's body: a batch of 64 captchas of 64 KB fits
@@ -158,10 +158,10 @@ def create_app(reader, model_dir="", max_bytes=MAX_BYTES, max_batch=MAX_BATCH):
             if batch and not images:
                 return JSONResponse({"results": []})
             try:
-                answers = await run_in_threadpool(reader.read_batch, images)
-            except ImageError as e:
-                message = str(e) if batch else str(e).split(": ", 1)[1]  # read_batch names the index
-                raise BadRequest(413 if "over the limit" in message else 400, message) from None
+                answers = await run_in_threadpool(reader.read_batch if batch else lambda one: [reader.read(one[0])],
+                                                  images)
+            except ImageError as e:  # read_batch names the image's index
+                raise BadRequest(413 if isinstance(e, TooLargeError) else 400, str(e)) from None
         except BadRequest as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
         results = [{"text": text, "confidence": confidence} for text, confidence in answers]

@@ -74,8 +74,8 @@ def output_kind(model, charset):
 
 
 def resize_matrix(size_in, size_out, method, antialias):
-    """[size_out, size_in] float32 numpy: tf.image.resize of one axis as a matrix (every tf.image.resize method is linear
-    in the pixels, and separable)."""
+    """[size_out, size_in] float32 numpy: tf.image.resize of one axis as a matrix (every tf.image.resize method is
+    linear in the pixels, and separable)."""
     eye = tf.eye(size_in)[:, :, None, None]  # size_in images of size_in x 1, one-hot rows
     out = tf.image.resize(eye, [size_out, 1], method=method, antialias=antialias)
     return tf.transpose(out[:, :, 0, 0]).numpy()  # numpy: a constant of the traced graph, not a captured input
@@ -172,7 +172,8 @@ def to_onnx(model):
         with contextlib.redirect_stdout(io.StringIO()):
             proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
     except Exception as e:  # tf2onnx raises bare ValueErrors, KeyErrors ... naming the op
-        raise UserError(f"cannot convert the model to ONNX: tf2onnx failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"cannot convert the model to ONNX: tf2onnx failed: {reason}") from None
     unknown = [node for node in proto.graph.node if not onnx.defs.has(node.op_type, node.domain or "")]
     if unknown:
         node = unknown[0]
