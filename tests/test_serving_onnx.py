@@ -48,6 +48,17 @@ def attn_resized(fixed_dataset, tmp_path_factory):  # noqa: F811
     return model_dir, fixed_dataset
 
 
+@pytest.fixture(scope="module")
+def attn_variable(variable_dataset, tmp_path_factory):  # noqa: F811
+    """attn_small on labels of 4 to 6 characters: per position with a "no character" class (positions_end)."""
+    if not hasattr(decoding, "POSITIONS_END"):
+        pytest.skip("trainer.decoding has no positions_end output yet")
+    model_dir = str(tmp_path_factory.mktemp("attn_variable"))
+    train.train_and_evaluate(train.TrainConfig(model="attn_small", data_dir=variable_dataset, model_dir=model_dir,
+                                               batch_size=8, epochs=1, steps_per_epoch=2, seed=0))
+    return model_dir, variable_dataset
+
+
 @pytest.mark.parametrize("name", sorted(models.MODELS))
 def test_every_registry_model_converts(name):
     """With --input_height, so with the Resizing layer; the trained runs below convert at their own size."""
@@ -93,17 +104,18 @@ def _export(model_dir):
     return json.loads(open(os.path.join(model_dir, "reader.json")).read())
 
 
-@pytest.mark.parametrize("which", ["cnn", "ctc", "attn_resized"])
+@pytest.mark.parametrize("which", ["cnn", "ctc", "attn_resized", "attn_variable"])
 def test_onnx_reader_equals_the_saved_model_on_the_test_split(request, which):
-    if which == "attn_resized":  # exported by the command
-        model_dir, data_dir = request.getfixturevalue("attn_resized")
+    if which.startswith("attn"):  # exported by the command
+        model_dir, data_dir = request.getfixturevalue(which)
         config = _export(model_dir)
     else:
         model_dir, data_dir = request.getfixturevalue("onnx_runs")[which]
         config = json.loads(open(os.path.join(model_dir, "reader.json")).read())
     spec = DatasetSpec.load(data_dir)
     assert config["charset"] == spec.charset and config["preprocessing"] == spec.preprocessing
-    assert config["output"]["kind"] == {"cnn": "positions", "ctc": "ctc", "attn_resized": "positions"}[which]
+    assert config["output"]["kind"] == {"cnn": "positions", "ctc": "ctc", "attn_resized": "positions",
+                                        "attn_variable": "positions_end"}[which]
     assert [config["input"][k] for k in ("height", "width", "channels")] == list(spec.image_shape)
     images = [encoded for encoded, _ in split_images(data_dir)] + [encoded for encoded, _ in split_images(data_dir,
                                                                                                           "val")]
