@@ -204,6 +204,14 @@ def test_reader_bad_input(onnx_runs, tmp_path):  # noqa: F811
         Reader(str(tmp_path))
 
 
+def test_end_of_training_hook(onnx_runs, tmp_path, caplog):  # noqa: F811
+    """export_if_available: the ONNX reader where the converter is installed, a warning where the model cannot convert."""
+    model_dir, _ = onnx_runs["ctc"]
+    assert onnx_export.export_if_available(model_dir) == os.path.join(model_dir, "reader.onnx")
+    assert onnx_export.export_if_available(str(tmp_path)) is None
+    assert "no ONNX reader written" in caplog.text
+
+
 def test_export_bad_input_is_one_error_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "trainer.export", f"--model_dir={tmp_path / 'missing'}",
                            "--format=onnx"], cwd=REPO, capture_output=True, text=True, timeout=300)
