@@ -15,6 +15,7 @@ from absl import app, flags
 from captcha_break import label
 from captcha_break.errors import ReaderError
 from captcha_break.reader import Reader
+from trainer.errors import UserError, exit_on_user_error
 
 flags.DEFINE_string("model_dir", None, "Folder holding reader.onnx and reader.json (trainer.export --format=onnx).")
 flags.DEFINE_string("input", None, "Folder of unlabelled captcha images.")
@@ -30,13 +31,14 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        reader = Reader(FLAGS.model_dir)
-        written, checked, failed = label.label_folder(
-            reader, FLAGS.input, FLAGS.output, FLAGS.checked_above, FLAGS.overwrite,
-            on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True))
-    except ReaderError as e:
-        raise SystemExit(f"error: {e}") from None
+    with exit_on_user_error():  # Ctrl-C too: one line, exit status 130, and no half-written --output
+        try:
+            reader = Reader(FLAGS.model_dir)
+            written, checked, failed = label.label_folder(
+                reader, FLAGS.input, FLAGS.output, FLAGS.checked_above, FLAGS.overwrite,
+                on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True))
+        except ReaderError as e:
+            raise UserError(str(e)) from None
     if FLAGS.checked_above is None:
         print(f"read {written} images into {FLAGS.output}: every row left to check (least confident first)")
     else:

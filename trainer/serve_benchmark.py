@@ -8,6 +8,7 @@ from absl import app, flags
 
 from captcha_break import benchmark
 from captcha_break.errors import ReaderError
+from trainer.errors import UserError, exit_on_user_error
 
 flags.DEFINE_string("model_dir", None, "Folder holding reader.onnx and reader.json (trainer.export --format=onnx).")
 flags.DEFINE_string("images", None, "Folder of captcha images to read.")
@@ -22,10 +23,11 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        benchmark.run_benchmark(FLAGS.model_dir, FLAGS.images, FLAGS.count, FLAGS.time_limit, FLAGS.ddddocr)
-    except ReaderError as e:
-        raise SystemExit(f"error: {e}") from None
+    with exit_on_user_error():  # Ctrl-C too: one line, exit status 130
+        try:
+            benchmark.run_benchmark(FLAGS.model_dir, FLAGS.images, FLAGS.count, FLAGS.time_limit, FLAGS.ddddocr)
+        except ReaderError as e:
+            raise UserError(str(e)) from None
 
 
 if __name__ == "__main__":
