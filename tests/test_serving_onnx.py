@@ -19,7 +19,7 @@ from captcha_break import preprocess as reader_preprocess
 from captcha_break.errors import ImageError, ReaderError
 from captcha_break.reader import Reader
 from pipeline import ingest
-from trainer import decoding, models, onnx_export, serving, train
+from trainer import decoding, models, onnx_export, rundir, serving, train
 from trainer.errors import UserError
 from trainer.spec import DatasetSpec
 
@@ -204,12 +204,19 @@ def test_reader_bad_input(onnx_runs, tmp_path):  # noqa: F811
         Reader(str(tmp_path))
 
 
-def test_end_of_training_hook(onnx_runs, tmp_path, caplog):  # noqa: F811
-    """export_if_available: the ONNX reader where the converter is installed, a warning where the model cannot convert."""
+def test_end_of_training_hook(onnx_runs, fixed_dataset, tmp_path, caplog, onnx_after_training):  # noqa: F811
+    """export_if_available: the ONNX reader where the converter is installed, a warning where the model cannot
+    convert; trainer.main's training calls it after the SavedModel."""
     model_dir, _ = onnx_runs["ctc"]
     assert onnx_export.export_if_available(model_dir) == os.path.join(model_dir, "reader.onnx")
     assert onnx_export.export_if_available(str(tmp_path)) is None
     assert "no ONNX reader written" in caplog.text
+    trained_dir = str(tmp_path / "trained")
+    train.train_and_evaluate(train.TrainConfig(model="attn_small", data_dir=fixed_dataset, model_dir=trained_dir,
+                                               input_height=32, batch_size=8, epochs=1, steps_per_epoch=1, seed=0))
+    assert rundir.is_finished(trained_dir)
+    with open(os.path.join(trained_dir, "reader.json")) as f:
+        assert json.load(f)["model"] == "attn_small"
 
 
 def test_export_bad_input_is_one_error_line(tmp_path):

@@ -7,11 +7,12 @@ from keras.src.backend.tensorflow.rnn import _do_gru_arguments_support_cudnn
 from trainer_fixtures import CHARSET, fixed_dataset  # noqa: F401 (fixture)
 
 from trainer import data, decoding, losses, train
+from trainer.errors import UserError
 from trainer.models import MODELS, build
 from trainer.spec import DatasetSpec
 
 SHAPE = (64, 128, 3)
-CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres", "ctc_small")
+CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres", "ctc_small", "ctc_small8")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -37,13 +38,13 @@ def test_mixed_precision_keeps_the_output_float32(name, policy, compute_dtype):
     assert model.output.dtype == "float32"
 
 
-@pytest.mark.parametrize("name", ["cnn", "attn_small"])
-def test_per_position_models_refuse_variable_length_labels(name):
+def test_the_cnn_refuses_variable_length_labels():  # attn_small reads them with an end class (below)
     with pytest.raises(ValueError, match="fixed-length labels"):
-        MODELS[name](SHAPE, len(CHARSET), [4, 5, 6])
+        MODELS["cnn"](SHAPE, len(CHARSET), [4, 5, 6])
 
 
-@pytest.mark.parametrize("name, time_steps", [("ctc", 16), ("ctc_lite", 16), ("ctc_fullres", 32), ("ctc_small", 32)])
+@pytest.mark.parametrize("name, time_steps", [("ctc", 16), ("ctc_lite", 16), ("ctc_fullres", 32), ("ctc_small", 32),
+                                              ("ctc_small8", 16)])
 def test_ctc_refuses_labels_longer_than_its_time_steps(name, time_steps):
     longest = time_steps // 2  # a label of n characters needs 2n - 1 steps
     MODELS[name](SHAPE, len(CHARSET), [longest])
@@ -124,3 +125,41 @@ def test_saved_and_loaded_model_predicts_identically(name, tmp_path):
     np.testing.assert_allclose(loaded.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
     assert decoding.predict_text(loaded, tf.constant(images), CHARSET)[0] == \
         decoding.predict_text(model, tf.constant(images), CHARSET)[0]
+
+
+def test_positions_end_decoding_drops_the_end_class_wherever_it_stands():
+    end = len("abc")
+    probs = np.eye(end + 1, dtype=np.float32)[[[0, 0, end, end], [2, end, 1, end]]] * 0.9 + 0.025
+    ids, confidence = decoding.decode(probs, "abc", kind=decoding.POSITIONS_END)
+    assert decoding.ids_to_texts(ids, "abc") == ["aa", "cb"]  # repeats kept (no CTC collapse), END read as padding
+    np.testing.assert_allclose(confidence.numpy(), [0.925 ** 4] * 2, rtol=1e-5)
+    assert decoding.ids_to_texts(decoding.decode(probs, "abc")[0], "abc") == ["a", "cb"]  # read as CTC: collapsed
+
+
+def test_end_padded_crossentropy_teaches_the_end_class_past_a_short_label():
+    end = len(CHARSET)
+    labels = np.array([[3, 3, data.PAD], [1, 2, 4]])
+    right = np.eye(end + 1, dtype=np.float32)[[[3, 3, end], [1, 2, 4]]] * 0.98 + 0.02 / (end + 1)
+    wrong = np.eye(end + 1, dtype=np.float32)[[[3, 3, 5], [1, 2, 4]]] * 0.98 + 0.02 / (end + 1)
+    loss = losses.EndPaddedCrossentropy(end, reduction=None)
+    assert (loss(labels, right).numpy() < 0.05).all()
+    assert loss(labels, wrong).numpy()[0] > 1 > loss(labels, wrong).numpy()[1]
+
+
+@pytest.mark.parametrize("name", ["attn_small", "attn_base"])
+def test_attention_readers_of_several_lengths_learn_end_and_round_trip(name, tmp_path):
+    model = MODELS[name](SHAPE, len(CHARSET), [4, 5, 6])
+    assert model.output_shape == (None, 6, len(CHARSET) + 1)
+    assert decoding.output_kind(model, CHARSET) == decoding.POSITIONS_END
+    assert decoding.output_kind(MODELS[name](SHAPE, len(CHARSET), [4]), CHARSET) == decoding.POSITIONS
+    wrapped = build(name, SHAPE, len(CHARSET), [4, 5, 6])  # nested in the uint8 model: still found
+    assert decoding.output_kind(wrapped, CHARSET) == decoding.POSITIONS_END
+    with pytest.raises(UserError, match="charset mismatch"):
+        decoding.output_kind(wrapped, CHARSET[:-1])
+    compiled = train.compile_model(wrapped, CHARSET, 1e-3)
+    assert isinstance(compiled.loss, losses.EndPaddedCrossentropy)
+    path = str(tmp_path / "model.keras")
+    compiled.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.loss, losses.EndPaddedCrossentropy)
+    assert decoding.output_kind(loaded, CHARSET) == decoding.POSITIONS_END

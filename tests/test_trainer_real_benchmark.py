@@ -6,7 +6,7 @@ import os
 import pytest
 from captcha.image import ImageCaptcha
 
-from trainer import real_benchmark
+from trainer import plots, real_benchmark
 from trainer.errors import UserError
 from trainer.spec import DatasetSpec
 
@@ -53,7 +53,8 @@ def test_disputed_labels_are_those_both_readers_read_alike_against_the_label():
 
 @pytest.mark.slow  # ~35 s: a Beam ingest, a training, an evaluation and an export; `pytest -m slow` runs it
 def test_benchmarks_a_set_end_to_end(real_root, tmp_path, monkeypatch):
-    rows = real_benchmark.run_benchmark(real_root, str(tmp_path), train_minutes=0.05, only=["named"], peers=False)
+    rows, count_rows = real_benchmark.run_benchmark(real_root, str(tmp_path), train_minutes=0.05, only=["named"],
+                                                    peers=False, label_counts=[8, None])
     [row] = rows
     assert row["set"] == "named" and row["images"] == 40 and 0 < row["test_examples"] < 40
     assert 0 <= row["test_captcha_acc"] <= 1 and row["ddddocr_captcha_acc"] is None
@@ -63,11 +64,17 @@ def test_benchmarks_a_set_end_to_end(real_root, tmp_path, monkeypatch):
     config = json.load(open(tmp_path / "runs" / "named" / "config.json"))
     assert config["model"] == "attn_small" and spec["label_lengths"] == [4]  # one length: recipe.ONE_LENGTH_MODEL
     assert config["input_height"] == 32 and config["time_budget"] == 3
+    assert row["steps"] >= 1 and row["train_images_per_s"] > 0
+    train_records = DatasetSpec.load(str(tmp_path / "data" / "named")).num_records("train")
+    assert [(r["set"], r["train_examples"]) for r in count_rows] == [("named", 8), ("named", train_records)]
+    few = json.load(open(tmp_path / "runs" / "labels-8" / "named" / "config.json"))
+    assert few["train_examples"] == 8 and (tmp_path / "label_counts.png").stat().st_size > 0
+    assert (tmp_path / "label_counts.md").read_text().startswith("| set | train_examples |")
     table = (tmp_path / "results.md").read_text()
     assert table.startswith("| set | images |") and "| named | 40 |" in table and table.rstrip().endswith("| - |")
     # With a peer (a stand-in that reads every image as "ab12"): its accuracy, and the labels it and we dispute.
     monkeypatch.setattr(real_benchmark, "ddddocr_read", lambda images: ["ab12"] * len(images))
-    [row] = real_benchmark.run_benchmark(real_root, str(tmp_path / "peer"), train_minutes=0.05, only=["named"])
+    [row], _ = real_benchmark.run_benchmark(real_root, str(tmp_path / "peer"), train_minutes=0.05, only=["named"])
     with open(tmp_path / "peer" / "runs" / "named" / "disputed_labels.csv") as f:
         disputed = list(csv.DictReader(f))
     labels = [text for _, text in real_benchmark.test_images(DatasetSpec.load(
@@ -77,3 +84,20 @@ def test_benchmarks_a_set_end_to_end(real_root, tmp_path, monkeypatch):
     assert all(d["read_by_both"] == "ab12" != d["label"] == labels[int(d["test_record"])] for d in disputed)
     with pytest.raises(UserError, match="--sets nope not found"):
         real_benchmark.run_benchmark(real_root, str(tmp_path), 0.05, only=["nope"], peers=False)
+
+
+def test_label_counts_are_positive_integers_or_all():
+    assert real_benchmark.parse_label_counts(["250", "1000", "all"]) == [250, 1000, None]
+    assert real_benchmark.parse_label_counts(None) == []
+    for bad in ("0", "-5", "many", "2.5"):
+        with pytest.raises(UserError, match=f"--label_counts takes positive integers or 'all', got '{bad}'"):
+            real_benchmark.parse_label_counts(["250", bad])
+
+
+def test_label_counts_plot_one_line_per_set(tmp_path):
+    rows = [{"set": name, "train_examples": n, "test_captcha_acc": acc}
+            for name, points in (("a", ((250, 0.5), (1000, 0.9))), ("b", ((250, 0.1), (500, 0.2), (900, 0.4))))
+            for n, acc in points]
+    path = tmp_path / "label_counts.png"
+    plots.plot_label_counts(rows, str(path))
+    assert path.read_bytes().startswith(b"\x89PNG")

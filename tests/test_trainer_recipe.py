@@ -4,9 +4,10 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from trainer_fixtures import CHARSET, _render, fixed_dataset, variable_dataset  # noqa: F401 (fixture)
 
-from trainer import recipe, train
+from trainer import data, ink, recipe, train
 from trainer.errors import UserError
 from trainer.models import MODELS, build, input_size
 from trainer.spec import TRAINER_FEATURES, DatasetSpec, Split
@@ -32,7 +33,7 @@ def test_build_with_an_input_height_resizes_inside_the_model(name):
     assert model.input_shape == (None, 50, 200, 3)
     assert model.get_layer("resize").get_config()["height"] == 32
     probs = model(np.random.default_rng(0).random((2, 50, 200, 3), np.float32), training=False)
-    assert probs.shape[0] == 2 and probs.shape[-1] == len(CHARSET) + (name not in ("cnn", "attn_small"))
+    assert probs.shape[0] == 2 and probs.shape[-1] == len(CHARSET) + (name not in ("cnn", "attn_small", "attn_base"))
 
 
 @pytest.mark.parametrize("name, wide_lengths", [("ctc_fullres", [4, 8]), ("attn_small", [4])])
@@ -65,10 +66,15 @@ def test_auto_with_a_time_budget_lets_the_budget_end_training():
 
 def test_auto_reads_labels_of_one_length_per_position_and_of_several_with_ctc():
     assert recipe.choose(_spec(35, 100, 1320, lengths=(4,)))["model"] == recipe.ONE_LENGTH_MODEL == "attn_small"
-    assert recipe.choose(_spec(80, 450, 8000, lengths=(4, 5, 6)))["model"] == recipe.MODEL == "ctc_small"
+    several = recipe.choose(_spec(80, 450, 8000, lengths=(4, 5, 6)))  # 176 columns at 32 px: 22 frames of 8
+    assert several["model"] == recipe.MODEL == "ctc_small8"
+    assert several["learning_rate"] == recipe.SEVERAL_LENGTHS_PEAK_LEARNING_RATE
+    narrow = recipe.choose(_spec(35, 100, 1320, lengths=(4, 5, 6, 7, 8)))  # 88 columns: 11 frames of 8, 15 needed
+    assert narrow["model"] == recipe.NARROW_MODEL == "ctc_small"
 
 
-def test_resolve_keeps_what_the_user_set_and_replaces_auto():
+def test_resolve_keeps_what_the_user_set_and_replaces_auto(monkeypatch):
+    monkeypatch.setattr(ink, "measure", lambda spec: 0.6)  # the fake spec has no shards to measure
     config = train.TrainConfig(model="auto", data_dir="d", model_dir="m", batch_size=8, time_budget=60)
     resolved = recipe.resolve(config, _spec(50, 200, 837))
     assert resolved.model == recipe.ONE_LENGTH_MODEL and resolved.batch_size == 8 and resolved.time_budget == 60
@@ -81,25 +87,26 @@ def test_resolve_keeps_what_the_user_set_and_replaces_auto():
 @pytest.fixture(scope="module")
 def auto_runs(fixed_dataset, variable_dataset, tmp_path_factory):
     """{reader: model_dir} of finished 2-step --model=auto runs (128x64): attn_small on fixed_dataset (labels of 4
-    characters), ctc_small on variable_dataset (4 to 6)."""
+    characters), ctc_small on variable_dataset (4 to 6: 64 columns at 32 px are too few for ctc_small8)."""
     runs = {}
-    for reader, data_dir in ((recipe.ONE_LENGTH_MODEL, fixed_dataset), (recipe.MODEL, variable_dataset)):
+    for reader, data_dir in ((recipe.ONE_LENGTH_MODEL, fixed_dataset), (recipe.NARROW_MODEL, variable_dataset)):
         runs[reader] = str(tmp_path_factory.mktemp(reader))
         train.train_and_evaluate(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=runs[reader], epochs=1,
                                                    steps_per_epoch=2, batch_size=8, seed=0))
     return runs
 
 
-@pytest.mark.parametrize("reader", [recipe.ONE_LENGTH_MODEL, recipe.MODEL])
+@pytest.mark.parametrize("reader", [recipe.ONE_LENGTH_MODEL, recipe.NARROW_MODEL])
 def test_auto_records_what_it_picked(auto_runs, reader):
     with open(os.path.join(auto_runs[reader], "config.json")) as f:
         config = json.load(f)
     assert config["model"] == reader and config["input_height"] == recipe.INPUT_HEIGHT
-    assert config["learning_rate"] == recipe.PEAK_LEARNING_RATE and config["augment"] is False
+    assert config["learning_rate"] == (recipe.PEAK_LEARNING_RATE if reader == recipe.ONE_LENGTH_MODEL
+                                       else recipe.SEVERAL_LENGTHS_PEAK_LEARNING_RATE) and config["augment"] is False
     assert config["epochs"] == 1 and config["batch_size"] == 8  # given, so kept
 
 
-@pytest.mark.parametrize("reader", [recipe.ONE_LENGTH_MODEL, recipe.MODEL])
+@pytest.mark.parametrize("reader", [recipe.ONE_LENGTH_MODEL, recipe.NARROW_MODEL])
 @pytest.mark.parametrize("auto", [True, False])
 def test_an_auto_reader_fine_tunes_on_images_of_another_size(auto_runs, reader, auto, tmp_path_factory):
     wider = _render(str(tmp_path_factory.getbasetemp() / "wider_dataset"), "--train_size=16", "--val_size=8",
@@ -122,8 +129,63 @@ def test_an_auto_reader_fine_tunes_on_images_of_another_size(auto_runs, reader, 
 
 
 def test_fine_tuning_at_another_input_height_names_the_layer_that_does_not_fit(auto_runs, fixed_dataset, tmp_path):
-    config = train.TrainConfig(model=recipe.MODEL, data_dir=fixed_dataset, model_dir=str(tmp_path / "m"),
-                               init_from=auto_runs[recipe.MODEL], input_height=48, epochs=1, steps_per_epoch=1)
+    config = train.TrainConfig(model=recipe.NARROW_MODEL, data_dir=fixed_dataset, model_dir=str(tmp_path / "m"),
+                               init_from=auto_runs[recipe.NARROW_MODEL], input_height=48, epochs=1, steps_per_epoch=1)
     with pytest.raises(UserError, match=r"does not fit this dataset: .* is \(256, 128\) there, \(384, 128\) here"):
         train.train_and_evaluate(config)
     assert not os.path.exists(tmp_path / "m")
+
+
+def _page(height, width, char_rows, lines=False):
+    """A white uint8 image with dark 'characters' (bars) spanning `char_rows` rows, and thin strike lines."""
+    image = np.full((height, width, 3), 255, np.uint8)
+    top = (height - char_rows) // 2
+    for x in range(4, width - 8, 12):
+        image[top:top + char_rows, x:x + 3] = (40, 90, 160)  # a vertical stroke: the character's height
+        image[top:top + 2, x:x + 7] = (40, 90, 160)  # and a crossbar
+    if lines:
+        image[np.arange(width) * height // (2 * width) + height // 4, np.arange(width)] = (0, 0, 0)
+    return image
+
+
+def test_character_height_is_the_strokes_not_the_strike_lines_nor_the_frame():
+    assert ink.character_height(_page(80, 460, 20)) == pytest.approx(20 / 80)
+    assert ink.character_height(_page(80, 460, 20, lines=True)) == pytest.approx(20 / 80, abs=0.05)
+    assert ink.character_height(_page(35, 100, 26)) == pytest.approx(26 / 35)
+    assert ink.character_height(np.full((30, 70, 3), 200, np.uint8)) is None  # no ink
+    grey = _page(50, 200, 30)[..., :1]  # one channel
+    assert ink.character_height(grey) == pytest.approx(30 / 50)
+
+
+@pytest.mark.parametrize("shape, character_height, expected", [
+    ((80, 460, 3), 0.25, 64), ((80, 460, 3), 0.36, 48), ((50, 200, 3), 0.6, 32), ((30, 70, 3), 0.93, 32),
+    ((40, 300, 3), 0.2, 32), ((120, 600, 3), 0.05, 112), ((50, 200, 3), None, 32)])
+def test_the_input_is_tall_enough_for_the_characters_but_not_above_the_frame(shape, character_height, expected):
+    assert recipe.input_height(_spec(*shape[:2], 1000), character_height) == expected
+    assert recipe.choose(_spec(*shape[:2], 1000), character_height=character_height)["input_height"] == expected
+
+
+def test_auto_measures_the_characters_and_says_why_in_its_line(fixed_dataset):
+    spec = DatasetSpec.load(fixed_dataset)
+    measured = ink.measure(spec)
+    assert 0.3 < measured < 1  # the library's renders: large characters in a 128x64 frame
+    resolved = recipe.resolve(train.TrainConfig(model="auto", data_dir=fixed_dataset, model_dir="m"), spec)
+    assert resolved.input_height == recipe.input_height(spec, measured)
+    line = recipe.describe(resolved, spec, measured)
+    assert f"characters {measured:.0%} of the frame's height" in line
+    given = recipe.resolve(train.TrainConfig(model="auto", data_dir=fixed_dataset, model_dir="m", input_height=48),
+                           spec)
+    assert given.input_height == 48  # a height given is kept (and nothing is measured)
+
+
+def test_train_examples_reads_the_same_first_records_every_epoch(fixed_dataset):
+    spec = DatasetSpec.load(fixed_dataset)
+    serialized = next(iter(tf.data.TFRecordDataset(spec.shard_paths("train")).batch(10)))  # shard order
+    first = data.parse_batch(serialized, spec)[1].numpy()
+    limited = data.make_dataset(spec, "train", 5, training=True, seed=0, limit=10)
+    seen = [tuple(row) for _, labels in limited.take(12) for row in labels.numpy()]
+    assert set(seen) == {tuple(row) for row in first}  # 60 draws from those 10 records only, all of them
+    chosen = recipe.choose(_spec(50, 200, 100_000), train_examples=250)
+    assert chosen["steps_per_epoch"] == recipe.MIN_STEPS_PER_EPOCH  # sized by the 250 records, not the 100,000
+    with pytest.raises(UserError, match="train_examples must be at least 1"):
+        train.check_config(train.TrainConfig(model="ctc", data_dir="d", model_dir="m", train_examples=0))

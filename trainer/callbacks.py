@@ -43,7 +43,8 @@ class CaptchaMetrics(keras.callbacks.Callback):
             chunk_probs, chunk_labels = probs[start:start + _CHUNK], self._labels[start:start + _CHUNK]
             loss = keras.ops.convert_to_numpy(self.model.loss(chunk_labels, chunk_probs))
             loss_sum += float(loss) * len(chunk_labels)
-            ids, _ = decoding.decode(chunk_probs, self.charset, self.decoder)
+            ids, _ = decoding.decode(chunk_probs, self.charset, self.decoder,
+                                     kind=decoding.output_kind(self.model, self.charset))
             pred_texts += decoding.ids_to_texts(ids, self.charset)
             true_texts += decoding.ids_to_texts(chunk_labels, self.charset)
         result = metrics.compute_metrics(true_texts, pred_texts)

@@ -54,9 +54,10 @@ def parse_batch(serialized, spec):
 
 
 def make_dataset(spec, split, batch_size, *, training, cache=False, shuffle_buffer=10_000, seed=None,
-                 augment=False, colour_augment=False):
+                 augment=False, colour_augment=False, limit=None):
     """Batches of (images, labels) from `split` of `spec` (a trainer.spec.DatasetSpec); endless and shuffled when
-    `training`, one ordered pass otherwise.
+    `training`, one ordered pass otherwise. With `limit`, only the split's first `limit` records, in shard order
+    (the same records every epoch and every run: "what if I had only labelled this many?").
 
     With `augment`, every image is randomly jittered each time it is read (trainer.augment), with `colour_augment`
     recoloured (RGB images only); labels are unchanged.
@@ -66,13 +67,16 @@ def make_dataset(spec, split, batch_size, *, training, cache=False, shuffle_buff
         raise UserError(f"split {split!r} of {spec.folder} has no records")
     parse = functools.partial(parse_batch, spec=spec)
 
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if training:
-        ds = ds.shuffle(len(files), seed=seed)  # a different shard order each epoch
-    # Read shards in parallel; eval order stays fixed via options.deterministic below.
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
-                       num_parallel_calls=tf.data.AUTOTUNE)
-    if not training:  # one pass: a shard that lost records fails it at its end (naming_bad_shards names the shard)
+    if limit is not None and limit < spec.num_records(split):
+        ds = tf.data.TFRecordDataset(files).take(limit)  # read in order, so the same records every time
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        if training:
+            ds = ds.shuffle(len(files), seed=seed)  # a different shard order each epoch
+        # Read shards in parallel; eval order stays fixed via options.deterministic below.
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+    if not training and limit is None:  # one pass: a shard that lost records fails it at its end (naming_bad_shards names the shard)
         ds = ds.apply(tf.data.experimental.assert_cardinality(spec.num_records(split)))
     if cache:
         # Decode once, keep uint8 images in memory (4x smaller than float32); unbatch so shuffling mixes records.

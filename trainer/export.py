@@ -41,7 +41,8 @@ def export_saved_model(model, charset, path, decoder="greedy", preprocessing=Non
     def read(images):
         pixels = tf.map_fn(lambda b: preprocess.decode_image(b, image_shape, preprocessing), images,
                            fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
-        ids, confidence = decoding.decode(model(pixels, training=False), charset, decoder)
+        ids, confidence = decoding.decode(model(pixels, training=False), charset, decoder,
+                                          kind=decoding.output_kind(model, charset))
         valid = ids >= 0
         text = tf.strings.reduce_join(tf.where(valid, tf.gather(chars, tf.where(valid, ids, 0)), ""), axis=-1)
         return text, confidence

@@ -32,7 +32,7 @@ def init_weights(init_dir, model_name, spec):
         raise UserError(f"architecture mismatch: {init_dir} holds a {init_name!r} model, not {model_name!r}; "
                         f"use --model={init_name}")
     model = keras.models.load_model(model_path, compile=False)
-    if not decoding.is_ctc(model.output_shape[-1], spec.charset) and \
+    if decoding.output_kind(model, spec.charset) != decoding.CTC and \
             sorted(init_spec.label_lengths) != sorted(spec.label_lengths):
         raise UserError(f"label length mismatch: the {init_name!r} model in {init_dir} reads labels of length "
                         f"{list(init_spec.label_lengths)}, the dataset has {list(spec.label_lengths)}; "

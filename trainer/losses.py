@@ -31,8 +31,29 @@ class CTCLoss(keras.losses.Loss):
         return {**super().get_config(), "blank_index": self.blank_index}
 
 
+@keras.saving.register_keras_serializable(package="trainer")
+class EndPaddedCrossentropy(keras.losses.Loss):
+    """Per-position cross-entropy where a padded position (data.PAD, -1) is the target class `end_index`: a
+    POSITIONS_END reader learns to say "no character here" past the end of a shorter label."""
+
+    def __init__(self, end_index, name="end_padded_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.end_index = end_index
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        targets = ops.where(y_true >= 0, y_true, self.end_index)
+        return ops.mean(keras.losses.sparse_categorical_crossentropy(targets, y_pred), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "end_index": self.end_index}
+
+
 def loss_for(model, charset):
-    """The training loss for `model`'s output type (CTC or one softmax per position)."""
-    if decoding.is_ctc(model.output_shape[-1], charset):
+    """The training loss for `model`'s output kind (trainer.decoding.output_kind)."""
+    kind = decoding.output_kind(model, charset)
+    if kind == decoding.CTC:
         return CTCLoss(blank_index=len(charset))
+    if kind == decoding.POSITIONS_END:
+        return EndPaddedCrossentropy(end_index=len(charset))
     return keras.losses.SparseCategoricalCrossentropy()

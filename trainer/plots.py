@@ -51,3 +51,21 @@ def errors_png(images, true_texts, pred_texts, columns=4):
 def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
     """Saves errors_png's grid to `png_path`."""
     rundir.write_atomic(png_path, errors_png(images, true_texts, pred_texts, columns))
+
+
+def plot_label_counts(rows, png_path):
+    """Test whole-captcha accuracy against the number of labelled train images, one line per set (rows of
+    trainer.real_benchmark's label counts)."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for name in dict.fromkeys(row["set"] for row in rows):
+        points = sorted((row["train_examples"], 100 * row["test_captcha_acc"]) for row in rows if row["set"] == name)
+        ax.plot(*zip(*points), marker="o", label=name)
+    ax.set(xscale="log", xlabel="labelled train images", ylabel="test accuracy, whole captcha (%)", ylim=(0, 100),
+           title="accuracy against the number of labels")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    rundir.write_atomic(png_path, png.getvalue())

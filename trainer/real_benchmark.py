@@ -10,6 +10,14 @@ per set, into OUTPUT_ROOT/results.md and results.json; each set's misreads are i
 OUTPUT_ROOT/runs/SET/eval_test.json and eval_test_errors.png. ddddocr is optional (`pip install -e '.[peers]'`).
 With it, `disputed_labels` counts the test images that our exported reader and ddddocr read alike but not as
 labelled (listed in OUTPUT_ROOT/runs/SET/disputed_labels.csv): likely wrong labels, which no reader can match.
+
+How many labels does a set need? With --label_counts, each set also trains on the first N train images only
+(`--train_examples`, the same images every run) for each N, at the same budget, and is scored on the same test
+split; "all" is the whole train split. Rows gain `train_examples`; OUTPUT_ROOT/label_counts.png plots test accuracy
+against N, one line per set:
+
+    python -m trainer.real_benchmark --real_root=../shared/real --output_root=runs/labels --train_minutes=20 \
+      --label_counts=250,500,1000,2000,all
 """
 import csv
 import importlib.util
@@ -23,7 +31,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import metrics, report, rundir, serving, train
+from trainer import metrics, plots, report, rundir, serving, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -31,7 +39,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 LABEL_FILES = ("labels.csv", "labels.tsv", "labels.txt")
 DEFAULT_LABEL_REGEX = r"^([^_.]+)"
 COLUMNS = ("set", "images", "test_examples", "test_captcha_acc", "test_char_acc", "train_minutes",
-           "ddddocr_captcha_acc", "disputed_labels")
+           "train_images_per_s", "steps", "ddddocr_captcha_acc", "disputed_labels")
+LABEL_COUNT_COLUMNS = ("set", "train_examples", "test_examples", "test_captcha_acc", "test_char_acc", "steps")
+ALL = "all"
 
 FLAGS = flags.FLAGS
 
@@ -44,6 +54,8 @@ def define_flags():
     flags.DEFINE_string("label_regex", DEFAULT_LABEL_REGEX, "Label from the file name, for sets without a labels file.")
     flags.DEFINE_list("sets", None, "Only these sets (paths relative to --real_root), in this order.")
     flags.DEFINE_bool("peers", True, "Also read each test split with ddddocr, where it is installed.")
+    flags.DEFINE_list("label_counts", None, "Also train each set on only its first N train images, for each N "
+                      "(positive integers, or 'all'): test accuracy against the number of labels.")
     flags.mark_flag_as_required("real_root")
 
 
@@ -112,6 +124,41 @@ def disputed_labels(labels, ours, theirs):
             if read != label and read == other]
 
 
+def parse_label_counts(values):
+    """--label_counts' values -> [int or None (all)]; UserError on anything else."""
+    counts = []
+    for value in values or ():
+        if value == ALL:
+            counts.append(None)
+        elif value.isdigit() and int(value) > 0:
+            counts.append(int(value))
+        else:
+            raise UserError(f"--label_counts takes positive integers or '{ALL}', got {value!r}")
+    return counts
+
+
+def train_set(data_dir, model_dir, train_minutes, train_examples=None):
+    """Trains `--model=auto` on data_dir for the budget (on its first `train_examples` train images if given) and
+    scores the test split: report.train_and_score's row."""
+    keras.backend.clear_session()
+    config = train.TrainConfig(model="auto", data_dir=data_dir, model_dir=model_dir, time_budget=train_minutes * 60,
+                               seed=0, overwrite=True, train_examples=train_examples)
+    return report.train_and_score(config, ("test",))
+
+
+def label_count_rows(name, data_dir, output_root, train_minutes, counts):
+    """One row per label count of one set (trained into OUTPUT_ROOT/runs/labels-N/SET)."""
+    rows = []
+    train_records = DatasetSpec.load(data_dir).num_records("train")
+    for count in counts:
+        examples = min(count or train_records, train_records)
+        logging.info("%s on %d labelled train images", name, examples)
+        model_dir = os.path.join(output_root, "runs", f"labels-{count or ALL}", name)
+        rows.append({"set": name, "train_examples": examples,
+                     **train_set(data_dir, model_dir, train_minutes, count)})
+    return rows
+
+
 def benchmark_set(name, input_args, output_root, train_minutes, label_regex, peers):
     """Ingests, trains and evaluates one set, reads its test images with ddddocr and lists the labels both readers
     dispute (OUTPUT_ROOT/runs/SET/disputed_labels.csv); returns its result row."""
@@ -119,10 +166,7 @@ def benchmark_set(name, input_args, output_root, train_minutes, label_regex, pee
     model_dir = os.path.join(output_root, "runs", name)
     ingest(input_args, data_dir, label_regex)
     spec = DatasetSpec.load(data_dir)
-    keras.backend.clear_session()
-    measured = report.train_and_score(train.TrainConfig(model="auto", data_dir=data_dir, model_dir=model_dir,
-                                                        time_budget=train_minutes * 60, seed=0, overwrite=True),
-                                      ("test",))
+    measured = train_set(data_dir, model_dir, train_minutes)
     row = {"set": name, "images": spec.num_files, **measured, "ddddocr_captcha_acc": None, "disputed_labels": None}
     theirs = None
     if peers:
@@ -141,20 +185,31 @@ def benchmark_set(name, input_args, output_root, train_minutes, label_regex, pee
     return row
 
 
-def run_benchmark(real_root, output_root, train_minutes, label_regex=DEFAULT_LABEL_REGEX, only=None, peers=True):
-    """Benchmarks every set (or those in `only`, in its order); writes results.md and results.json (after each set,
-    so a stopped benchmark keeps the rows it finished); returns the rows."""
+def run_benchmark(real_root, output_root, train_minutes, label_regex=DEFAULT_LABEL_REGEX, only=None, peers=True,
+                  label_counts=()):
+    """Benchmarks every set (or those in `only`, in its order), then, for each of `label_counts` (ints, None for
+    all), trains it again on that many train images; writes results.md and results.json (after each set, so a
+    stopped benchmark keeps the rows it finished), and label_counts.md, .json and .png; returns (rows, label count
+    rows)."""
     sets = find_sets(real_root)
     unknown = sorted(set(only or ()) - set(sets))
     if unknown:
         raise UserError(f"--sets {', '.join(unknown)} not found under {real_root}; sets: {', '.join(sets)}")
-    rows = []
+    rows, count_rows = [], []
     for name in only or sets:
         logging.info("benchmarking %s", name)
         rows.append(benchmark_set(name, sets[name], output_root, train_minutes, label_regex, peers))
         rundir.write_atomic(os.path.join(output_root, "results.json"), json.dumps(rows, indent=2))
+        if label_counts:
+            count_rows += label_count_rows(name, os.path.join(output_root, "data", name), output_root, train_minutes,
+                                           label_counts)
+            rundir.write_atomic(os.path.join(output_root, "label_counts.json"), json.dumps(count_rows, indent=2))
     rundir.write_atomic(os.path.join(output_root, "results.md"), report.markdown_table(rows, COLUMNS))
-    return rows
+    if count_rows:
+        rundir.write_atomic(os.path.join(output_root, "label_counts.md"),
+                            report.markdown_table(count_rows, LABEL_COUNT_COLUMNS))
+        plots.plot_label_counts(count_rows, os.path.join(output_root, "label_counts.png"))
+    return rows, count_rows
 
 
 def main(argv):
@@ -163,9 +218,12 @@ def main(argv):
     with exit_on_user_error():
         if FLAGS.peers and not ddddocr_installed():
             print("ddddocr not installed: its column is skipped (pip install -e '.[peers]')", file=sys.stderr)
-        rows = run_benchmark(FLAGS.real_root, FLAGS.output_root, FLAGS.train_minutes, FLAGS.label_regex, FLAGS.sets,
-                             FLAGS.peers)
+        counts = parse_label_counts(FLAGS.label_counts)
+        rows, count_rows = run_benchmark(FLAGS.real_root, FLAGS.output_root, FLAGS.train_minutes, FLAGS.label_regex,
+                                         FLAGS.sets, FLAGS.peers, counts)
     print(report.markdown_table(rows, COLUMNS), end="")
+    if count_rows:
+        print(report.markdown_table(count_rows, LABEL_COUNT_COLUMNS), end="")
 
 
 def run():

@@ -17,15 +17,20 @@ import math
 
 from absl import logging
 
-from trainer import finetune
+from trainer import finetune, ink
 from trainer.models import input_size
 
 AUTO = "auto"
-MODEL = "ctc_small"  # labels of several lengths
+MODEL = "ctc_small8"  # labels of several lengths: CTC, one frame per 8 input columns ...
+NARROW_MODEL = "ctc_small"  # ... or per 4 where 8 would give too few frames for the longest label
 ONE_LENGTH_MODEL = "attn_small"  # every label of one length
-INPUT_HEIGHT = 32
+RACE_OTHER = "attn_small"  # labels of several lengths: raced against the CTC reader (trainer.race) under a budget
+INPUT_HEIGHT = 32  # the least input height; more where the characters are small in their frame
+CHARACTER_PIXELS = 16  # the input is made tall enough for the characters to keep this many pixels of height
+HEIGHT_STEP = 16
 BATCH_SIZE = 32
 PEAK_LEARNING_RATE = 3e-3
+SEVERAL_LENGTHS_PEAK_LEARNING_RATE = 1e-3  # at 3e-3, ctc_small stayed in the blank phase on wide frames
 FINE_TUNE_PEAK_LEARNING_RATE = 1e-3  # with --init_from: the weights have left the blank phase already
 WARMUP = 0.05
 CLIPNORM = 5.0
@@ -36,9 +41,20 @@ CACHE_LIMIT_BYTES = 4e9  # decoded uint8 images kept in memory up to this size
 UNLIMITED = 1_000_000  # epochs and patience when the time budget ends training
 
 
-def choose(spec, time_budget=None, fine_tune=False):
-    """The settings of `--model=auto` for a dataset spec: {TrainConfig field: value}."""
-    train_records = spec.num_records("train")
+def input_height(spec, character_height=None):
+    """The input height that keeps CHARACTER_PIXELS of height for characters `character_height` (a fraction of the
+    frame: trainer.ink.measure) tall: INPUT_HEIGHT at least, in steps of HEIGHT_STEP, and never above the images' own
+    height (no pixels to gain there)."""
+    if not character_height:
+        return INPUT_HEIGHT
+    needed = math.ceil(CHARACTER_PIXELS / character_height / HEIGHT_STEP) * HEIGHT_STEP
+    return max(INPUT_HEIGHT, min(needed, spec.image_shape[0] // HEIGHT_STEP * HEIGHT_STEP))
+
+
+def choose(spec, time_budget=None, fine_tune=False, character_height=None, train_examples=None):
+    """The settings of `--model=auto` for a dataset spec (and its characters' height, a fraction of the frame's):
+    {TrainConfig field: value}."""
+    train_records = min(spec.num_records("train"), train_examples or spec.num_records("train"))
     one_pass = max(1, math.ceil(train_records / BATCH_SIZE))
     steps_per_epoch = min(max(one_pass, MIN_STEPS_PER_EPOCH), MAX_STEPS_PER_EPOCH)
     if time_budget:
@@ -47,9 +63,13 @@ def choose(spec, time_budget=None, fine_tune=False):
         epochs = max(math.ceil(MIN_STEPS / steps_per_epoch), math.ceil(MIN_EPOCHS * one_pass / steps_per_epoch))
     height, width, channels = spec.image_shape
     cached_bytes = sum(spec.num_records(s) for s in ("train", "val")) * height * width * channels
-    model = ONE_LENGTH_MODEL if len(spec.label_lengths) == 1 else MODEL
-    return {"model": model, "input_height": INPUT_HEIGHT, "batch_size": BATCH_SIZE,
-            "learning_rate": FINE_TUNE_PEAK_LEARNING_RATE if fine_tune else PEAK_LEARNING_RATE, "lr_schedule": "cosine", "warmup": WARMUP, "clipnorm": CLIPNORM,
+    one_length = len(spec.label_lengths) == 1
+    peak = (FINE_TUNE_PEAK_LEARNING_RATE if fine_tune else PEAK_LEARNING_RATE if one_length
+            else SEVERAL_LENGTHS_PEAK_LEARNING_RATE)
+    height = input_height(spec, character_height)
+    return {"model": ONE_LENGTH_MODEL if one_length else ctc_reader(spec, height), "input_height": height,
+            "batch_size": BATCH_SIZE, "learning_rate": peak, "lr_schedule": "cosine", "warmup": WARMUP,
+            "clipnorm": CLIPNORM,
             "augment": False, "cache": cached_bytes <= CACHE_LIMIT_BYTES, "steps_per_epoch": steps_per_epoch,
             "epochs": epochs, "patience": UNLIMITED}
 
@@ -60,22 +80,43 @@ def resolve(config, spec):
     if config.model != AUTO:
         return config
     defaults = type(config)(model="", data_dir="", model_dir="")
-    settings = choose(spec, config.time_budget, bool(config.init_from))
+    character_height = None if config.init_from or config.input_height else ink.measure(spec)
+    settings = choose(spec, config.time_budget, bool(config.init_from), character_height, config.train_examples)
     if config.init_from:  # fine-tuning: the init run's architecture, whatever it is
         settings["model"], settings["input_height"] = finetune.init_architecture(config.init_from)
     chosen = {name: value for name, value in settings.items()
               if name == "model" or getattr(config, name) == getattr(defaults, name)}
     resolved = dataclasses.replace(config, **chosen)
-    logging.info("--model=auto picked %s", describe(resolved, spec))
+    logging.info("--model=auto picked %s", describe(resolved, spec, character_height))
     return resolved
 
 
-def describe(config, spec):
-    """One line: the model, its input size, and the schedule of a resolved config."""
+def ctc_reader(spec, height):
+    """MODEL, or NARROW_MODEL where MODEL's frames (one per 8 input columns) are too few for the longest label (CTC
+    needs 2 * length - 1 of them)."""
+    width = input_size(spec.image_shape, height)[1]
+    return MODEL if width // 8 >= 2 * spec.max_label_length - 1 else NARROW_MODEL
+
+
+def race_candidates(config, resolved, spec):
+    """The readers trainer.race trains side by side before settling on one, for a config as given (`config`) and as
+    `resolve` resolved it: the CTC reader it picked and RACE_OTHER when `--model=auto` meets labels of several
+    lengths and a time budget (neither reader wins on every such set), else none. Not when fine-tuning: the init
+    run's reader stays."""
+    if config.model != AUTO or not config.time_budget or config.init_from or len(spec.label_lengths) == 1:
+        return ()
+    return resolved.model, RACE_OTHER
+
+
+def describe(config, spec, character_height=None):
+    """One line: the model, its input size (and why: the characters' height), and the schedule of a resolved
+    config."""
     height, width = input_size(spec.image_shape, config.input_height)
+    why = (f"; characters {character_height:.0%} of the frame's height, {character_height * height:.0f} px at the input"
+           if character_height else "")
     length = (f"cosine over {config.time_budget:.0f} s" if config.time_budget
               else f"cosine over {config.epochs} epochs of {config.steps_per_epoch or 'one pass of'} steps")
-    return (f"{config.model} at {height}x{width} (images {spec.image_shape[0]}x{spec.image_shape[1]}), "
+    return (f"{config.model} at {height}x{width} (images {spec.image_shape[0]}x{spec.image_shape[1]}{why}), "
             f"batch {config.batch_size}, Adam {config.learning_rate:g} with {config.warmup:.0%} warm-up, {length}, "
             f"augment {'on' if config.augment else 'off'}, colour augment {'on' if config.colour_augment else 'off'}, "
             f"cache {'on' if config.cache else 'off'}")

@@ -12,7 +12,7 @@ from trainer import callbacks, scoring, train
 
 # The result row of a trained and scored model: whole-captcha and character accuracy and the number of examples
 # of each split scored ({split}_captcha_acc, {split}_char_acc, {split}_examples), then how it trained.
-TRAIN_KEYS = ("train_images_per_s", "train_minutes", "epochs_run")
+TRAIN_KEYS = ("train_images_per_s", "train_minutes", "epochs_run", "steps")
 
 
 def score(model_dir, data_dir, splits, verify_shards=True):
@@ -29,9 +29,10 @@ def score(model_dir, data_dir, splits, verify_shards=True):
 def train_and_score(config, splits=("val", "test"), extra_callbacks=()):
     """Trains `config` (train_timed), then scores its best model on `splits` of its dataset: one result row, the
     keys of `score` and TRAIN_KEYS."""
-    history, images_per_s, minutes = train_timed(config, extra_callbacks)
+    throughput = callbacks.TrainThroughput(config.batch_size)
+    history, images_per_s, minutes = train_timed(config, [throughput, *extra_callbacks])
     return {**score(config.model_dir, config.data_dir, splits, config.verify_shards),
-            **dict(zip(TRAIN_KEYS, (images_per_s, minutes, len(history.epoch))))}
+            **dict(zip(TRAIN_KEYS, (images_per_s, minutes, len(history.epoch), throughput.steps + 1)))}
 
 
 def train_timed(config, extra_callbacks=()):

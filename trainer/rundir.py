@@ -32,7 +32,7 @@ TRAINING_ENDED = "training_ended.json"  # in backup/: fit ended; what is left is
 TEMPORARY_PREFIX = "incomplete-"  # atomic_path's temporary names: incomplete-<8 hex>-NAME
 DERIVED_FILES = tuple(f"eval_{split}{end}" for split in spec_lib.SPLITS for end in (".json", "_errors.png"))
 RUN_FILES = (BEST_MODEL, spec_lib.SPEC_FILE, CONFIG_FILE, "log.csv", "curves.png", "tensorboard", SAVED_MODEL,
-             BACKUP_DIR) + DERIVED_FILES
+             "reader.onnx", "reader.json", BACKUP_DIR) + DERIVED_FILES
 
 
 def read_config(model_dir):

@@ -40,7 +40,7 @@ def _evaluate(model_dir, data_dir, split, batch_size, decoder, verify_shards, ma
     data_spec = DatasetSpec.load(data_dir)
     model_spec.check_same_task(data_spec, model_dir)
     charset = data_spec.charset
-    if not decoding.is_ctc(model.output_shape[-1], charset):
+    if decoding.output_kind(model, charset) != decoding.CTC:
         model_spec.check_label_lengths(model.name, data_spec, model_dir)
     if verify_shards:
         data_spec.verify_shards([split])

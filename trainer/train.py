@@ -3,7 +3,8 @@
     python -m trainer.main --model=ctc --data_dir=data/synth --model_dir=runs/ctc --epochs=30
 
 model_dir then holds best.keras (best val_captcha_acc), spec.json (the dataset's), config.json (this run's
-TrainConfig), log.csv, curves.png, tensorboard/ and saved_model/ (see trainer.export). With init_from, training
+TrainConfig), log.csv, curves.png, tensorboard/, saved_model/ (see trainer.export) and, where tf2onnx is installed,
+reader.onnx and reader.json (trainer.onnx_export). With init_from, training
 starts from that model_dir's best.keras (trainer.finetune).
 
 Every Keras backend trains the same way (KERAS_BACKEND=tensorflow|jax|torch, the same tf.data input); the flags that
@@ -25,7 +26,7 @@ from absl import logging
 
 from safeio import disk
 from trainer import callbacks as callbacks_lib
-from trainer import decoding, export, finetune, losses, plots, recipe, rundir
+from trainer import decoding, export, finetune, losses, onnx_export, plots, race, recipe, rundir
 from trainer import data as data_lib
 from trainer.errors import UserError
 from trainer.models import MODELS, build
@@ -73,6 +74,7 @@ class TrainConfig:
     colour_augment: bool = False  # random colour of the training images, no geometry (trainer.augment.colour)
     overwrite: bool = False  # start over in a model_dir holding a finished run, deleting its run files first
     input_height: int | None = None  # the model resizes images to this height first (trainer.models.build)
+    train_examples: int | None = None  # train on the train split's first N records only (None: all of them)
 
 
 def learning_rate(config):
@@ -127,7 +129,10 @@ def train_and_evaluate(config, extra_callbacks=()):
     """
     check_config(config)
     spec = DatasetSpec.load(config.data_dir)
-    config = recipe.resolve(config, spec)
+    given, config = config, recipe.resolve(config, spec)
+    candidates = recipe.race_candidates(given, config, spec)
+    if candidates:  # each race run counts its steps in extra_callbacks too (trainer.report's figures)
+        config = race.run(config, candidates, functools.partial(train_and_evaluate, extra_callbacks=extra_callbacks))
     if config.init_from:
         config = finetune.inherit(config)
     for split in ("train", "val"):
@@ -144,7 +149,7 @@ def train_and_evaluate(config, extra_callbacks=()):
             model = build_model(config, spec)
             inputs = (data_lib.make_dataset(spec, "train", config.batch_size, training=True, cache=config.cache,
                                             seed=config.seed, augment=config.augment,
-                                            colour_augment=config.colour_augment),
+                                            colour_augment=config.colour_augment, limit=config.train_examples),
                       data_lib.make_dataset(spec, "val", config.batch_size, training=False, cache=config.cache))
         with rundir.locked(config.model_dir), naming_a_full_disk(config.model_dir):
             if ended:
@@ -157,6 +162,8 @@ def train_and_evaluate(config, extra_callbacks=()):
             plots.plot_history(os.path.join(config.model_dir, "log.csv"),
                                os.path.join(config.model_dir, "curves.png"))
             export.export_under_tensorflow(config.model_dir)
+            if keras.backend.backend() == "tensorflow":  # elsewhere: python -m trainer.export --format=onnx
+                onnx_export.export_if_available(config.model_dir)
             rundir.mark_finished(config.model_dir)  # the run is finished: every artefact is whole
     logging.info("wrote %s", config.model_dir)
     return history
@@ -166,7 +173,7 @@ def fit(model, train, val, config, spec, extra_callbacks=()):
     """Writes model_dir's first files and fits `model` on the `train` and `val` datasets, from model_dir's backup/
     if there is one; returns the History."""
     prepare_model_dir(config, spec)  # the first write, after every check
-    steps = config.steps_per_epoch or math.ceil(spec.num_records("train") / config.batch_size)
+    steps = config.steps_per_epoch or math.ceil(train_records(config, spec) / config.batch_size)
     budget = (callbacks_lib.TimeBudget(config.time_budget, os.path.join(config.model_dir, rundir.BACKUP_DIR))
               if config.time_budget else None)
     schedule = (callbacks_lib.CosineSchedule(learning_rate(config), config.epochs * steps, budget, config.warmup)
@@ -197,9 +204,14 @@ def naming_a_full_disk(model_dir):
 def start_line(config, spec, model):
     """The line trainer.main prints before the first epoch: dataset, model, parameters, backend and device, run
     folder."""
-    counts = ", ".join(f"{spec.num_records(split)} {split}" for split in ("train", "val"))
+    counts = f"{train_records(config, spec)} train, {spec.num_records('val')} val"
     return (f"training {model.name} ({model.count_params():,} parameters) on {config.data_dir} ({counts}) with "
             f"{keras.backend.backend()} on {device_name(config.strategy)}, {config.precision}, into {config.model_dir}")
+
+
+def train_records(config, spec):
+    """How many train records the run reads: the split's, or config.train_examples where that is fewer."""
+    return min(spec.num_records("train"), config.train_examples or spec.num_records("train"))
 
 
 def device_name(strategy="default"):
@@ -229,6 +241,8 @@ def check_config(config):
             raise UserError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.input_height is not None and config.input_height < 8:
         raise UserError(f"input_height must be at least 8 pixels, got {config.input_height}")
+    if config.train_examples is not None and config.train_examples < 1:
+        raise UserError(f"train_examples must be at least 1, got {config.train_examples}")
     if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
         raise UserError(f"steps_per_epoch must be at least 1, got {config.steps_per_epoch}")
     if config.learning_rate is not None and config.learning_rate <= 0:

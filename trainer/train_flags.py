@@ -47,6 +47,8 @@ def define():
     flags.DEFINE_integer("input_height", None, "Resize images to this height (width in proportion) inside the model; "
                          "default: the dataset's own. A CTC model trained at one input height fine-tunes on images "
                          "of any size.")
+    flags.DEFINE_integer("train_examples", None, "Train on the first N records of the train split only (the same "
+                         "ones every run): how a reader does with fewer labels. Default: all of them.")
     flags.DEFINE_bool("augment", defaults.augment, "Randomly jitter training images (geometry, brightness, "
                       "contrast, noise): for small real datasets.")
     flags.DEFINE_bool("colour_augment", defaults.colour_augment, "Randomly recolour training images (channel order, "

@@ -5,6 +5,8 @@ Builders take float32 images in [0, 1]; `build` wraps any of them in the model t
 images in (what tf.data yields, a quarter of float32's bytes to the accelerator), scaled to [0, 1] inside, and the
 optional input resizing (`--input_height`).
 """
+import functools
+
 import keras
 from keras import layers
 
@@ -12,11 +14,14 @@ from trainer.models import attn_small, cnn, ctc, ctc_fullres, ctc_lite, ctc_smal
 
 MODELS = {
     "attn_small": attn_small.build,
+    "attn_base": functools.partial(attn_small.build, widths=(64, 128, 192, 256), rnn_units=128, dense_units=256,
+                                   name="attn_base"),
     "cnn": cnn.build,
     "ctc": ctc.build,
     "ctc_lite": ctc_lite.build,
     "ctc_fullres": ctc_fullres.build,
     "ctc_small": ctc_small.build,
+    "ctc_small8": functools.partial(ctc_small.build, pools=((2, 2), (2, 2), (2, 2), (2, 1)), name="ctc_small8"),
 }
 WIDTH_MULTIPLE = 8  # every architecture here pools the width by at most 8
 

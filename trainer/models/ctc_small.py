@@ -4,6 +4,9 @@ Four conv3x3-BN-ReLU stages of 32, 64, 96 and 128 filters pooled (2, 2), (2, 2),
 input gives W/4 time steps of 2x128 features; Dense(128), dropout and one cuDNN-eligible BiGRU(64) read them.
 0.30M parameters, ~30M multiply-adds at 32x128. On ~1,000 real captchas it leaves CTC's blank phase in ~200 steps
 (docs/real-captchas.md). Output: probabilities [batch, time, len(charset) + 1], blank last, float32.
+`ctc_small8` (trainer.models.MODELS) pools the width once more, (2, 2) in the third stage: one frame per 8 input
+columns, for wide frames where most columns hold no character (it left the blank phase in ~500 steps on 48x276
+inputs of 4 to 8 small characters, where ctc_small needed ~1,000: docs/real-captchas.md).
 
     python -m trainer.main --model=auto --data_dir=data/real --model_dir=runs/real --time_budget=1200
 """
@@ -16,15 +19,15 @@ BN_MOMENTUM = 0.9  # moving statistics that keep up with the fast weights of sho
 
 
 def build(image_shape, charset_size, label_lengths, widths=(32, 64, 96, 128), rnn_units=64, dense_units=128,
-          dropout=0.2):
+          dropout=0.2, pools=((2, 2), (2, 2), (2, 1), (2, 1)), name="ctc_small"):
     """Returns the uncompiled model."""
     inputs = keras.Input(image_shape, name="image")
     x = inputs
-    for width, pool in zip(widths, ((2, 2), (2, 2), (2, 1), (2, 1))):
+    for width, pool in zip(widths, pools):
         x = conv_block(x, width, pool_size=pool, convs=1, bn_momentum=BN_MOMENTUM)
-    x = to_sequence(x, label_lengths, "ctc_small", image_shape[1])
+    x = to_sequence(x, label_lengths, name, image_shape[1])
     x = layers.Dense(dense_units, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
     x = cudnn_bigru(x, rnn_units)
     outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
-    return keras.Model(inputs, outputs, name="ctc_small")
+    return keras.Model(inputs, outputs, name=name)
