@@ -41,8 +41,8 @@ setuptools.setup(
         "test": ["pytest>=8", "pytest-xdist>=3.6", "jax>=0.10,<0.11", "apache-beam[dask]>=2.77,<2.78",
                  *ONNX, *SERVE, "httpx>=0.27"],
         "onnx": ONNX,  # trainer.export --format=onnx
-        # captcha_break.reader needs only these (it imports neither TensorFlow, Keras nor Beam); until the serving
-        # side is a distribution of its own (issue 26), `pip install --no-deps .` then these keeps TensorFlow off.
+        # captcha_break.reader needs only these (it imports neither TensorFlow, Keras nor Beam); on a host without
+        # TensorFlow, `pip install ./captcha_break` installs it as a distribution of its own with these alone.
         "reader": READER,
         "serve": SERVE,  # trainer.serve: the reader behind Starlette on uvicorn
         "jax": ["jax>=0.10,<0.11"],  # KERAS_BACKEND=jax; on NVIDIA GPUs: pip install 'jax[cuda12]' instead

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import random
 
 import pytest
 from captcha.image import ImageCaptcha
@@ -15,6 +16,7 @@ from trainer.spec import DatasetSpec
 def real_root(tmp_path_factory):
     """Two sets: `named/` labels in file names (upper case, label_LABEL_id.png), `listed/sub` a labels.csv."""
     root = tmp_path_factory.mktemp("real")
+    random.seed(0)  # captcha 0.7.0 draws from `random`: the same bytes, so the same content-hash split, every run
     generator = ImageCaptcha(width=96, height=36)
     named, listed = root / "named", root / "listed" / "sub"
     named.mkdir()
@@ -64,9 +66,10 @@ def test_benchmarks_a_set_end_to_end(real_root, tmp_path, monkeypatch):
     config = json.load(open(tmp_path / "runs" / "named" / "config.json"))
     assert config["model"] == "attn_small" and spec["label_lengths"] == [4]  # one length: recipe.ONE_LENGTH_MODEL
     assert config["input_height"] == 32 and config["time_budget"] == 3
-    assert row["steps"] >= 1 and row["train_images_per_s"] > 0
+    assert row["steps"] >= 1  # train_images_per_s is None where a budget this short allows one step
     train_records = DatasetSpec.load(str(tmp_path / "data" / "named")).num_records("train")
     assert [(r["set"], r["train_examples"]) for r in count_rows] == [("named", 8), ("named", train_records)]
+    assert count_rows[1]["test_captcha_acc"] == row["test_captcha_acc"]  # "all" is the benchmark row, not retrained
     few = json.load(open(tmp_path / "runs" / "labels-8" / "named" / "config.json"))
     assert few["train_examples"] == 8 and (tmp_path / "label_counts.png").stat().st_size > 0
     assert (tmp_path / "label_counts.md").read_text().startswith("| set | train_examples |")

@@ -187,7 +187,7 @@ def test_corrupt_shard_stops_training_naming_it(fixed_dataset, tmp_path, verify_
 
 
 @pytest.mark.parametrize("overrides, match", [
-    ({"model": "rnn"}, "unknown model 'rnn'; expected one of attn_small, cnn, ctc"),
+    ({"model": "rnn"}, "unknown model 'rnn'; expected one of attn_small, attn_base, cnn, ctc"),
     ({"strategy": "tpu"}, "unknown strategy"),
     ({"batch_size": 0}, "batch_size must be at least 1"),
     ({"learning_rate": -1.0}, "learning_rate must be positive"),

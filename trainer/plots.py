@@ -4,6 +4,7 @@ import io
 
 import tensorflow as tf
 from matplotlib.figure import Figure  # savefig renders PNG with Agg, no GUI backend involved
+from matplotlib.ticker import NullFormatter
 
 from trainer import rundir
 
@@ -61,8 +62,11 @@ def plot_label_counts(rows, png_path):
     for name in dict.fromkeys(row["set"] for row in rows):
         points = sorted((row["train_examples"], 100 * row["test_captcha_acc"]) for row in rows if row["set"] == name)
         ax.plot(*zip(*points), marker="o", label=name)
+    counts = sorted({row["train_examples"] for row in rows})
     ax.set(xscale="log", xlabel="labelled train images", ylabel="test accuracy, whole captcha (%)", ylim=(0, 100),
            title="accuracy against the number of labels")
+    ax.set_xticks(counts, [f"{count:,}" for count in counts])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()

@@ -13,7 +13,7 @@ labelled (listed in OUTPUT_ROOT/runs/SET/disputed_labels.csv): likely wrong labe
 
 How many labels does a set need? With --label_counts, each set also trains on the first N train images only
 (`--train_examples`, the same images every run) for each N, at the same budget, and is scored on the same test
-split; "all" is the whole train split. Rows gain `train_examples`; OUTPUT_ROOT/label_counts.png plots test accuracy
+split; "all" (or any N beyond the train split) is the benchmark's own row. Rows gain `train_examples`; OUTPUT_ROOT/label_counts.png plots test accuracy
 against N, one line per set:
 
     python -m trainer.real_benchmark --real_root=../shared/real --output_root=runs/labels --train_minutes=20 \
@@ -146,16 +146,19 @@ def train_set(data_dir, model_dir, train_minutes, train_examples=None):
     return report.train_and_score(config, ("test",))
 
 
-def label_count_rows(name, data_dir, output_root, train_minutes, counts):
-    """One row per label count of one set (trained into OUTPUT_ROOT/runs/labels-N/SET)."""
+def label_count_rows(name, data_dir, output_root, train_minutes, counts, whole_row):
+    """One row per label count of one set, trained into OUTPUT_ROOT/runs/labels-N/SET; a count that reaches the
+    whole train split (ALL, or more) is the set's benchmark row `whole_row`, not trained again; counts that come to
+    the same number of images are one row."""
     rows = []
     train_records = DatasetSpec.load(data_dir).num_records("train")
-    for count in counts:
-        examples = min(count or train_records, train_records)
-        logging.info("%s on %d labelled train images", name, examples)
-        model_dir = os.path.join(output_root, "runs", f"labels-{count or ALL}", name)
-        rows.append({"set": name, "train_examples": examples,
-                     **train_set(data_dir, model_dir, train_minutes, count)})
+    for count in sorted(set(min(count or train_records, train_records) for count in counts)):
+        if count == train_records:
+            rows.append({**whole_row, "train_examples": train_records})
+            continue
+        logging.info("%s on %d labelled train images", name, count)
+        model_dir = os.path.join(output_root, "runs", f"labels-{count}", name)
+        rows.append({"set": name, "train_examples": count, **train_set(data_dir, model_dir, train_minutes, count)})
     return rows
 
 
@@ -202,7 +205,7 @@ def run_benchmark(real_root, output_root, train_minutes, label_regex=DEFAULT_LAB
         rundir.write_atomic(os.path.join(output_root, "results.json"), json.dumps(rows, indent=2))
         if label_counts:
             count_rows += label_count_rows(name, os.path.join(output_root, "data", name), output_root, train_minutes,
-                                           label_counts)
+                                           label_counts, rows[-1])
             rundir.write_atomic(os.path.join(output_root, "label_counts.json"), json.dumps(count_rows, indent=2))
     rundir.write_atomic(os.path.join(output_root, "results.md"), report.markdown_table(rows, COLUMNS))
     if count_rows:

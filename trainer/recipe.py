@@ -4,9 +4,12 @@
 
 The choice (docs/real-captchas.md says how each was measured on real captchas): the `attn_small` reader (one
 attention and softmax per character position: no CTC blank phase, no collapsed repeats) when every label has one
-length, else the `ctc_small` reader (CTC), at an input height of INPUT_HEIGHT pixels (the width keeps the images'
-aspect ratio), batches of BATCH_SIZE, Adam at PEAK_LEARNING_RATE with a linear warm-up and a cosine decay over the
-time budget (or over enough steps to leave CTC's blank phase far behind when there is none), no augmentation
+length, else a CTC reader, `ctc_small8` (one frame per 8 input columns) or `ctc_small` where that gives too few
+frames, raced against `attn_small` with a "no character" class under a time budget (trainer.race); an input tall
+enough for the characters to keep CHARACTER_PIXELS of height (trainer.ink measures them on the train split; at
+least INPUT_HEIGHT, the width keeping the images' aspect ratio), batches of BATCH_SIZE, Adam at PEAK_LEARNING_RATE
+(SEVERAL_LENGTHS_PEAK_LEARNING_RATE for several lengths) with a linear warm-up and a cosine decay over the time
+budget (or over enough steps to leave CTC's blank phase far behind when there is none), no augmentation
 (trainer.augment's jitter helped one real set and stalled another: docs/real-captchas.md), decoded images cached in
 memory when they fit, and validation every 100 to 200 steps (an epoch), so that the best checkpoint is picked often.
 Any setting given on the command line (anything but its default) is kept. With --init_from, the init run's

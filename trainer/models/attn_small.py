@@ -7,7 +7,8 @@ position's features, and a shared softmax reads its character. 0.31M parameters 
 ctc_small's multiply-adds. Labels of one length: output probabilities [batch, label_length, len(charset)], float32,
 as the `cnn` model's. Labels of several lengths: one position per character of the longest label, and one more
 class, "no character here" (trainer.decoding.POSITIONS_END), that the positions past a shorter label learn.
-`attn_base` (trainer.models.MODELS) is the same reader about 3.5 times wider, for large train splits.
+`attn_base` (trainer.models.MODELS) is the same reader with twice the filters (about four times the parameters and
+multiply-adds), for large train splits.
 
     python -m trainer.main --model=attn_small --input_height=32 --data_dir=data/real --model_dir=runs/attn
 """
