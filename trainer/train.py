@@ -131,6 +131,8 @@ def train_and_evaluate(config, extra_callbacks=()):
     spec = DatasetSpec.load(config.data_dir)
     given, config = config, recipe.resolve(config, spec)
     candidates = recipe.race_candidates(given, config, spec)
+    if candidates and rundir.is_finished(config.model_dir):
+        check_model_dir(config, spec)  # refuses a finished run (without --overwrite) before any race is run
     if candidates:  # each race run counts its steps in extra_callbacks too (trainer.report's figures)
         config = race.run(config, candidates, functools.partial(train_and_evaluate, extra_callbacks=extra_callbacks))
     if config.init_from:
