@@ -26,9 +26,7 @@ def plot_history(csv_path, png_path):
         if ax.lines:
             ax.legend(fontsize="small")
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    rundir.write_atomic(png_path, png.getvalue())
+    rundir.write_atomic(png_path, _png(fig))
 
 
 def errors_png(images, true_texts, pred_texts, columns=4):
@@ -44,9 +42,7 @@ def errors_png(images, true_texts, pred_texts, columns=4):
     if not len(images):
         fig.suptitle("no mispredictions")
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    return png.getvalue()
+    return _png(fig)
 
 
 def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
@@ -70,6 +66,11 @@ def plot_label_counts(rows, png_path):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
+    rundir.write_atomic(png_path, _png(fig))
+
+
+def _png(fig):
+    """A figure's PNG bytes."""
     png = io.BytesIO()
     fig.savefig(png, format="png")
-    rundir.write_atomic(png_path, png.getvalue())
+    return png.getvalue()

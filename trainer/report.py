@@ -30,15 +30,16 @@ def train_and_score(config, splits=("val", "test"), extra_callbacks=()):
     """Trains `config` (train_timed), then scores its best model on `splits` of its dataset: one result row, the
     keys of `score` and TRAIN_KEYS."""
     throughput = callbacks.TrainThroughput(config.batch_size)
-    history, images_per_s, minutes = train_timed(config, [throughput, *extra_callbacks])
+    history, images_per_s, minutes = train_timed(config, extra_callbacks, throughput)
     return {**score(config.model_dir, config.data_dir, splits, config.verify_shards),
             **dict(zip(TRAIN_KEYS, (images_per_s, minutes, len(history.epoch), throughput.steps + 1)))}
 
 
-def train_timed(config, extra_callbacks=()):
+def train_timed(config, extra_callbacks=(), throughput=None):
     """Trains `config` (trainer.train.train_and_evaluate, `extra_callbacks` after ours); returns (History, train
-    images/s after the first step with input included, wall minutes of the whole training, export included)."""
-    throughput = callbacks.TrainThroughput(config.batch_size)
+    images/s after the first step with input included, wall minutes of the whole training, export included).
+    `throughput` (a callbacks.TrainThroughput) is the one that times it, for a caller that wants its steps too."""
+    throughput = throughput or callbacks.TrainThroughput(config.batch_size)
     started = time.perf_counter()
     history = train.train_and_evaluate(config, extra_callbacks=[throughput, *extra_callbacks])
     return history, throughput.images_per_second(), (time.perf_counter() - started) / 60
