@@ -15,8 +15,10 @@ setuptools.setup(
     name="captcha-break",
     version="0.1.0",
     description="Render labelled captchas with Apache Beam and train Keras 3 captcha readers.",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*", "sweepfile",
-                                               "safeio", "captcha_break"]),
+    # The three rooms (README's code map): trainer (the training library), experiments (measurements about it),
+    # captcha_break (the reader without TensorFlow); beside them the pipeline and what both halves share.
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*", "experiments",
+                                               "captcha_break", "sweepfile", "safeio"]),
     python_requires=">=3.10,<3.13",  # the Python versions with wheels of both TensorFlow 2.21 and Beam 2.77
     install_requires=[
         "tensorflow>=2.21,<2.22",  # tf.data, shard checks, the SavedModel; the version the tests ran on
@@ -44,12 +46,12 @@ setuptools.setup(
         # captcha_break.reader needs only these (it imports neither TensorFlow, Keras nor Beam); on a host without
         # TensorFlow, `pip install ./captcha_break` installs it as a distribution of its own with these alone.
         "reader": READER,
-        "serve": SERVE,  # trainer.serve: the reader behind Starlette on uvicorn
+        "serve": SERVE,  # captcha_break.serve: the reader behind Starlette on uvicorn
         "jax": ["jax>=0.10,<0.11"],  # KERAS_BACKEND=jax; on NVIDIA GPUs: pip install 'jax[cuda12]' instead
         "torch": ["torch>=2.13,<2.14"],  # KERAS_BACKEND=torch (docs/training.md: its CPU-only build)
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
         "dask": ["apache-beam[dask]>=2.77,<2.78"],  # --runner=dask: dask and distributed
-        "peers": ["ddddocr>=1.6"],  # trainer.real_benchmark's zero-shot comparison
+        "peers": ["ddddocr>=1.6"],  # experiments.real_benchmark's zero-shot comparison
     },
     entry_points={"console_scripts": [
         "captcha-render=pipeline.main:main",
@@ -58,11 +60,11 @@ setuptools.setup(
         "captcha-evaluate=trainer.evaluate:run",
         "captcha-predict=trainer.predict:run",
         "captcha-export=trainer.export:run",
-        "captcha-sweep-train=trainer.sweep:run",
-        "captcha-protocol=trainer.protocol:run",
-        "captcha-real-benchmark=trainer.real_benchmark:run",
-        "captcha-pretrain-sweep=trainer.pretrain_sweep:run",
-        "captcha-serve=trainer.serve:run",
-        "captcha-label=trainer.label:run",
+        "captcha-sweep-train=experiments.sweep:run",
+        "captcha-protocol=experiments.protocol:run",
+        "captcha-real-benchmark=experiments.real_benchmark:run",
+        "captcha-pretrain-sweep=experiments.pretrain_sweep:run",
+        "captcha-serve=captcha_break.serve:main",
+        "captcha-label=captcha_break.label:main",
     ]},
 )

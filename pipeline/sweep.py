@@ -5,7 +5,7 @@
 
 The sweep file (YAML or JSON) has a `dataset` section of `base` settings and a `grid` of lists, keyed by
 `python -m pipeline.main` flag names without dashes (and an optional `train` section that
-`python -m trainer.sweep` reads):
+`python -m experiments.sweep` reads):
 
     dataset:
       base: {val_size: 1000, test_size: 2000}

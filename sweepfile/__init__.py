@@ -1,12 +1,12 @@
-"""The sweep file and index.json contract, shared by pipeline.sweep and trainer.sweep (neither imports the other).
+"""The sweep file and index.json contract, shared by pipeline.sweep and experiments.sweep (neither imports the other).
 
     python -m pipeline.sweep --sweep_file=sweeps/lengths.yaml --output_root=data/sweep
-    python -m trainer.sweep --sweep_file=sweeps/lengths.yaml --output_root=data/sweep
+    python -m experiments.sweep --sweep_file=sweeps/lengths.yaml --output_root=data/sweep
 
 A sweep file (YAML or JSON) holds a `dataset` and a `train` section, each of `base` settings and a `grid` of
 lists, keyed by the flag names of pipeline.main and trainer.main without dashes. pipeline.sweep renders every
 dataset variant into OUTPUT_ROOT/<variant_name>-<identity>/ and lists them in OUTPUT_ROOT/index.json as
-{"variants": [{"folder", "identity", "settings", "status", "num_records"}]}; trainer.sweep finds each variant's
+{"variants": [{"folder", "identity", "settings", "status", "num_records"}]}; experiments.sweep finds each variant's
 folder there by its settings (`folders_by_settings`). Errors are ValueErrors whose message names the bad key or value.
 """
 import itertools

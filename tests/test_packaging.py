@@ -20,7 +20,10 @@ def test_every_console_script_names_a_function_of_its_module():
         spec = importlib.util.find_spec(ep.module)
         assert spec is not None, f"{ep.name}: no module {ep.module}"
         with open(spec.origin) as f:
-            functions = {node.name for node in ast.parse(f.read()).body if isinstance(node, ast.FunctionDef)}
+            body = ast.parse(f.read()).body
+        functions = {node.name for node in body if isinstance(node, ast.FunctionDef)}
+        functions |= {node.targets[0].id for node in body if isinstance(node, ast.Assign)  # run = console_script(...)
+                      and isinstance(node.value, ast.Call) and isinstance(node.targets[0], ast.Name)}
         assert ep.attr in functions, f"{ep.name}: {ep.module} has no function {ep.attr}"
 
 
@@ -36,7 +39,7 @@ def test_the_reader_distribution_holds_the_serving_package_and_needs_only_onnxru
         names = archive.namelist()
         metadata = archive.read(next(n for n in names if n.endswith("/METADATA"))).decode()
     modules = {n.split("/")[1] for n in names if n.startswith("captcha_break/")}
-    assert {"reader.py", "preprocess.py", "decoding.py", "serve.py", "label.py"} <= modules
+    assert {"reader.py", "preprocess.py", "decoding.py", "serve.py", "label.py", "benchmark.py"} <= modules
     assert all(n.startswith(("captcha_break/", "captcha_break_reader-")) for n in names)
     required = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist: ")]
     assert sorted(r.split(">=")[0] for r in required if "extra ==" not in r) == ["Pillow", "numpy", "onnxruntime"]

@@ -10,8 +10,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("module, args, message", [
-    ("trainer.benchmark", ["--data_dir={missing}", "--models=cnn,rnn"], "--models: unknown model 'rnn'"),
-    ("trainer.protocol", ["--notrain", "--model=cnn", "--data_dir={data}", "--model_dir={missing}"],
+    ("experiments.benchmark", ["--data_dir={missing}", "--models=cnn,rnn"], "--models: unknown model 'rnn'"),
+    ("experiments.protocol", ["--notrain", "--model=cnn", "--data_dir={data}", "--model_dir={missing}"],
      "--model_dir {missing} does not exist"),
     ("trainer.export", ["--model_dir={missing}"], "--model_dir {missing} does not exist"),
 ])

@@ -6,7 +6,7 @@ Writes MODEL_DIR/eval_test.json and MODEL_DIR/eval_test_errors.png (mispredicted
 """
 from absl import app, flags
 
-from trainer import decoding, metrics, scoring
+from trainer import command, decoding, metrics, scoring
 from trainer.errors import exit_on_user_error
 
 flags.DEFINE_string("model_dir", None, "Folder written by trainer.main.")
@@ -28,9 +28,7 @@ def main(argv):
     print(metrics.format_table(result))
 
 
-def run():
-    """The `captcha-evaluate` console script: `python -m trainer.evaluate` under another name."""
-    app.run(main)
+run = command.console_script(main)  # the `captcha-evaluate` console script
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import decoding, preprocess, rundir
+from trainer import command, decoding, preprocess, rundir
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -114,10 +114,7 @@ def define_flags():
                       "captcha_break.reader (needs tf2onnx, onnx and onnxruntime).")
 
 
-def run():
-    """The `captcha-export` console script: `python -m trainer.export` under another name."""
-    define_flags()
-    app.run(main)
+run = command.console_script(main, define_flags)  # the `captcha-export` console script
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ epoch. See docs/training.md for the flags that depend on the backend and the Sav
 """
 from absl import app
 
-from trainer import train, train_flags
+from trainer import command, train, train_flags
 from trainer.errors import exit_on_user_error
 
 train_flags.define()
@@ -32,9 +32,7 @@ def main(argv):
         train.train_and_evaluate(config)
 
 
-def run():
-    """The `captcha-train` console script: `python -m trainer.main` under another name."""
-    app.run(main)
+run = command.console_script(main)  # the `captcha-train` console script
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
-"""PNG figures (matplotlib's Figure API: no pyplot, no global backend): training curves, mispredicted captchas."""
+"""PNG figures of one run (matplotlib's Figure API: no pyplot, no global backend): training curves, mispredicted
+captchas. Figures comparing runs are experiments.plots'."""
 import csv
 import io
 
 import tensorflow as tf
 from matplotlib.figure import Figure  # savefig renders PNG with Agg, no GUI backend involved
-from matplotlib.ticker import NullFormatter
 
 from trainer import rundir
 
@@ -26,7 +26,7 @@ def plot_history(csv_path, png_path):
         if ax.lines:
             ax.legend(fontsize="small")
     fig.tight_layout()
-    rundir.write_atomic(png_path, _png(fig))
+    rundir.write_atomic(png_path, png_bytes(fig))
 
 
 def errors_png(images, true_texts, pred_texts, columns=4):
@@ -42,7 +42,7 @@ def errors_png(images, true_texts, pred_texts, columns=4):
     if not len(images):
         fig.suptitle("no mispredictions")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
@@ -50,26 +50,7 @@ def plot_errors(images, true_texts, pred_texts, png_path, columns=4):
     rundir.write_atomic(png_path, errors_png(images, true_texts, pred_texts, columns))
 
 
-def plot_label_counts(rows, png_path):
-    """Test whole-captcha accuracy against the number of labelled train images, one line per set (rows of
-    trainer.real_benchmark's label counts)."""
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    for name in dict.fromkeys(row["set"] for row in rows):
-        points = sorted((row["train_examples"], 100 * row["test_captcha_acc"]) for row in rows if row["set"] == name)
-        ax.plot(*zip(*points), marker="o", label=name)
-    counts = sorted({row["train_examples"] for row in rows})
-    ax.set(xscale="log", xlabel="labelled train images", ylabel="test accuracy, whole captcha (%)", ylim=(0, 100),
-           title="accuracy against the number of labels")
-    ax.set_xticks(counts, [f"{count:,}" for count in counts])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    rundir.write_atomic(png_path, _png(fig))
-
-
-def _png(fig):
+def png_bytes(fig):
     """A figure's PNG bytes."""
     png = io.BytesIO()
     fig.savefig(png, format="png")

@@ -10,7 +10,7 @@ import sys
 
 from absl import app, flags
 
-from trainer import serving
+from trainer import command, serving
 from trainer.errors import exit_on_user_error
 
 flags.DEFINE_string("model_dir", None, "Folder written by trainer.main (uses its saved_model/).")
@@ -34,9 +34,7 @@ def main(argv):
         raise SystemExit(f"error: {failed} of {len(argv) - 1} images could not be read")
 
 
-def run():
-    """The `captcha-predict` console script: `python -m trainer.predict` under another name."""
-    app.run(main)
+run = command.console_script(main)  # the `captcha-predict` console script
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def build_model(config, spec):
 @functools.cache
 def mirrored_strategy():
     """The process's one MirroredStrategy: a second one starts its collective keys where the first did, so models
-    trained one after another in a process (trainer.sweep, tests) would mix their gradient all-reduces."""
+    trained one after another in a process (experiments.sweep, tests) would mix their gradient all-reduces."""
     return tf.distribute.MirroredStrategy()
 
 
@@ -133,7 +133,7 @@ def train_and_evaluate(config, extra_callbacks=()):
     candidates = recipe.race_candidates(given, config, spec)
     if candidates and rundir.is_finished(config.model_dir):
         check_model_dir(config, spec)  # refuses a finished run (without --overwrite) before any race is run
-    if candidates:  # each race run counts its steps in extra_callbacks too (trainer.report's figures)
+    if candidates:  # each race run counts its steps in extra_callbacks too (experiments.report's figures)
         config = race.run(config, candidates, functools.partial(train_and_evaluate, extra_callbacks=extra_callbacks))
     if config.init_from:
         config = finetune.inherit(config)

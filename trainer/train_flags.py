@@ -1,4 +1,4 @@
-"""The training flags, one absl flag per TrainConfig field, shared by trainer.main and trainer.protocol."""
+"""The training flags, one absl flag per TrainConfig field, shared by trainer.main and experiments.protocol."""
 import dataclasses
 
 from absl import flags

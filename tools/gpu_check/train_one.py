@@ -1,6 +1,6 @@
 """One measured training run on the backend KERAS_BACKEND names; run.py starts it as a subprocess.
 
---mode=protocol: the accuracy protocol (trainer.protocol's train-then-measure, through the trainer's own functions:
+--mode=protocol: the accuracy protocol (experiments.protocol's train-then-measure, through the trainer's own functions:
 train.train_and_evaluate, then protocol.measure), with an InputWait callback in the same fit: the protocol row, the
 input-wait fraction of the run and its images/s, as JSON in --out_json and the Markdown row on stdout.
 
@@ -21,8 +21,9 @@ import time
 
 import keras
 
+from experiments import protocol, report
 from trainer import data as data_lib
-from trainer import protocol, report, train
+from trainer import train
 from trainer.spec import DatasetSpec
 
 RNN_KERNEL = re.compile(r"rnn|gru|cudnn|persist", re.IGNORECASE)

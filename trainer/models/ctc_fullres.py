@@ -5,7 +5,7 @@ then max-pooling, one conv3x3-BN-ReLU stage of 32 filters and two blocks of two 
 0.52M parameters, ~140M multiply-adds per 128x64 image and 32 time steps, which one cuDNN-eligible BiGRU reads.
 Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even under mixed precision.
 
-    python -m trainer.protocol --model=ctc_fullres --precision=mixed_bfloat16 --data_dir=data/recipe600k ...
+    python -m experiments.protocol --model=ctc_fullres --precision=mixed_bfloat16 --data_dir=data/recipe600k ...
 """
 import keras
 from keras import layers

@@ -1,7 +1,8 @@
 """Trains every (dataset variant x train variant) of a sweep file, then tabulates and plots the results.
 
     python -m pipeline.sweep --sweep_file=sweeps/lengths.yaml --output_root=data/sweep
-    python -m trainer.sweep --sweep_file=sweeps/lengths.yaml --output_root=data/sweep [--shard_index=0 --num_shards=2]
+    python -m experiments.sweep --sweep_file=sweeps/lengths.yaml --output_root=data/sweep \\
+        [--shard_index=0 --num_shards=2]
 
 The sweep file's `dataset` section names variants that pipeline.sweep rendered (found through
 OUTPUT_ROOT/index.json by their settings); its `train` section is required, since TrainConfig.model has no
@@ -32,17 +33,16 @@ import hashlib
 import io
 import json
 import os
-import statistics
 import typing
 
 import keras
 import tensorflow as tf
 from absl import app, flags, logging
 from tensorboard.plugins.hparams import api as hparams_api
-from matplotlib.figure import Figure  # no pyplot: savefig renders PNG with Agg, no GUI backend involved
 
 import sweepfile
-from trainer import report, rundir, train
+from experiments import plots, report
+from trainer import command, rundir, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -228,26 +228,6 @@ def result_rows(sweep, runs, output_root):
     return rows
 
 
-def plot_results(rows, swept_columns):
-    """PNG bytes: test whole-captcha accuracy against each swept key (categories), each run a dot, means a line."""
-    fig = Figure(figsize=(4 * len(swept_columns), 3.5))
-    for ax, column in zip(fig.subplots(1, len(swept_columns), squeeze=False)[0], swept_columns):
-        labels = list(dict.fromkeys(str(r[column]) for r in rows))  # first appearance follows grid order
-        x = [labels.index(str(r[column])) for r in rows]
-        y = [r["test_captcha_acc"] for r in rows]
-        ax.scatter(x, y, color="gray", alpha=0.5, label="run")
-        ax.plot(range(len(labels)), [statistics.mean(a for i, a in zip(x, y) if i == k) for k in range(len(labels))],
-                marker="o", label="mean over the other keys")
-        ax.set(xticks=range(len(labels)), xticklabels=labels, ylim=(-0.05, 1.05), xlabel=column,
-               ylabel="test captcha acc")
-        ax.margins(x=0.2)
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    return png.getvalue()
-
-
 def write_results(sweep, runs, output_root):
     """Writes results.csv, results.md and results.png from every result.json present; returns (rows, Markdown)."""
     rows = result_rows(sweep, runs, output_root)
@@ -259,7 +239,7 @@ def write_results(sweep, runs, output_root):
     table = report.markdown_table(rows, swept + list(METRIC_COLUMNS))
     rundir.write_atomic(os.path.join(output_root, "results.csv"), text.getvalue())  # a reader (or another shard)
     rundir.write_atomic(os.path.join(output_root, "results.md"), table)  # never sees half a file
-    rundir.write_atomic(os.path.join(output_root, "results.png"), plot_results(rows, swept))
+    rundir.write_atomic(os.path.join(output_root, "results.png"), plots.sweep_png(rows, swept))
     return rows, table
 
 
@@ -306,10 +286,7 @@ def main(argv):
     print(summary["table"], end="")
 
 
-def run():
-    """The `captcha-sweep-train` console script: `python -m trainer.sweep` under another name."""
-    define_flags()
-    app.run(main)
+run = command.console_script(main, define_flags)  # the `captcha-sweep-train` console script
 
 
 if __name__ == "__main__":

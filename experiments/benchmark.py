@@ -1,6 +1,6 @@
 """Input-pipeline and training throughput on this machine, in one run.
 
-    python -m trainer.benchmark --data_dir=data/bench --batch_size=64
+    python -m experiments.benchmark --data_dir=data/bench --batch_size=64
 
 (a) images/s from the shards to batched float tensors through `trainer.data.make_dataset` with no model,
 with the process pinned to one core, against raw `tf.io.decode_png` of the same bytes on that core: the
@@ -15,8 +15,8 @@ from absl import app, flags
 import keras
 import tensorflow as tf
 
+from trainer import command, train
 from trainer import data as data_lib
-from trainer import train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.models import MODELS, build
 from trainer.spec import DatasetSpec
@@ -106,5 +106,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    command.console_script(main, define_flags)()

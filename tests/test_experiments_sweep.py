@@ -1,4 +1,4 @@
-"""trainer.sweep: a 2-run sweep over pipeline.sweep datasets trains, tabulates, then skips; bad files are named."""
+"""experiments.sweep: a 2-run sweep over pipeline.sweep datasets trains, tabulates, then skips; bad files are named."""
 import csv
 import hashlib
 import json
@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from pipeline import sweep as pipeline_sweep
-from trainer import sweep
+from experiments import sweep
 from trainer.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,7 +99,7 @@ def test_sweep_trains_each_run_once_and_tabulates(root, tmp_path):
     assert (root / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     runs_before = _file_times(root / "runs")
-    again = subprocess.run([sys.executable, "-m", "trainer.sweep", "--sweep_file=" + sweep_file,
+    again = subprocess.run([sys.executable, "-m", "experiments.sweep", "--sweep_file=" + sweep_file,
                             "--output_root=%s" % root], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert again.stdout == table

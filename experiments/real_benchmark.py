@@ -1,7 +1,7 @@
 """Real-captcha benchmark: for every labelled set under a folder, ingest, train `--model=auto` for a fixed time,
 evaluate the test split, and read the same test images with the zero-shot `ddddocr` library.
 
-    python -m trainer.real_benchmark --real_root=../shared/real --output_root=runs/real --train_minutes=20
+    python -m experiments.real_benchmark --real_root=../shared/real --output_root=runs/real --train_minutes=20
 
 A set is every folder that holds images. Its labels come from a labels file in it (labels.csv, .tsv or .txt),
 else from each file name up to its first `_` or `.` (--label_regex). Labels are read case-insensitively
@@ -16,7 +16,7 @@ How many labels does a set need? With --label_counts, each set also trains on th
 split; "all" (or any N beyond the train split) is the benchmark's own row. Rows gain `train_examples`; OUTPUT_ROOT/label_counts.png plots test accuracy
 against N, one line per set:
 
-    python -m trainer.real_benchmark --real_root=../shared/real --output_root=runs/labels --train_minutes=20 \
+    python -m experiments.real_benchmark --real_root=../shared/real --output_root=runs/labels --train_minutes=20 \
       --label_counts=250,500,1000,2000,all
 """
 import csv
@@ -31,7 +31,8 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import metrics, plots, report, rundir, serving, train
+from experiments import plots, report
+from trainer import command, metrics, rundir, serving, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -229,10 +230,7 @@ def main(argv):
         print(report.markdown_table(count_rows, LABEL_COUNT_COLUMNS), end="")
 
 
-def run():
-    """The `captcha-real-benchmark` console script: `python -m trainer.real_benchmark` under another name."""
-    define_flags()
-    app.run(main)
+run = command.console_script(main, define_flags)  # the `captcha-real-benchmark` console script
 
 
 if __name__ == "__main__":

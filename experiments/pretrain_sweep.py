@@ -3,7 +3,7 @@
 as many steps as both stages together; score every reader on the real val and test splits, in one table.
 
     python -m pipeline.sweep --sweep_file=sweeps/pretrain_swust.yaml --output_root=data/pretrain
-    python -m trainer.pretrain_sweep --sweep_file=sweeps/pretrain_swust.yaml --output_root=data/pretrain \
+    python -m experiments.pretrain_sweep --sweep_file=sweeps/pretrain_swust.yaml --output_root=data/pretrain \
         --real_data=data/real --pretrain_steps=1000 --finetune_steps=1000 --seeds=0,1
 
 The sweep file has a `dataset` section only (render variants with the real dataset's charset: pipeline.sweep
@@ -23,7 +23,8 @@ import statistics
 import tensorflow as tf
 from absl import app, flags, logging
 
-from trainer import recipe, report, rundir, sweep, train
+from experiments import report, sweep
+from trainer import command, recipe, rundir, train
 from trainer.errors import UserError, exit_on_user_error
 from trainer.models import build
 from trainer.spec import DatasetSpec
@@ -60,8 +61,8 @@ def plan_readers(sweep_file, output_root, real_data, pretrain_steps, finetune_st
     """(folder of the runs, [Reader]); UserError before any training if a variant cannot fine-tune on real_data."""
     parsed = sweep.load_sweep(sweep_file)
     if "train" in parsed:
-        raise UserError("trainer.pretrain_sweep trains --model=auto with step budgets from its flags: remove the sweep "
-                        "file's train section (it is for trainer.sweep)")
+        raise UserError("experiments.pretrain_sweep trains --model=auto with step budgets from its flags: remove the "
+                        "sweep file's train section (it is for experiments.sweep)")
     if not seeds:
         raise UserError("--seeds is empty: give at least one seed")
     real_spec = DatasetSpec.load(real_data)
@@ -220,10 +221,7 @@ def main(argv):
     print(every + "\n" + means, end="")
 
 
-def run():
-    """The `captcha-pretrain-sweep` console script: `python -m trainer.pretrain_sweep` under another name."""
-    define_flags()
-    app.run(main)
+run = command.console_script(main, define_flags)  # the `captcha-pretrain-sweep` console script
 
 
 if __name__ == "__main__":

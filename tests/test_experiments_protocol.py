@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 from trainer_fixtures import fixed_dataset  # noqa: F401 (fixture)
 
-from trainer import protocol, report, train
+from experiments import protocol, report
+from trainer import train
 from trainer.errors import UserError
 from trainer.spec import DatasetSpec
 

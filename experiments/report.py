@@ -1,8 +1,8 @@
-"""What trainer.sweep, trainer.protocol, trainer.real_benchmark and trainer.pretrain_sweep share: one "train, then
-measure" path whose result rows have one schema (`score`'s keys and TRAIN_KEYS), and one Markdown table whose cells
-are written the same way for the same kind of figure (the column name says which).
+"""What experiments.sweep, .protocol, .real_benchmark and .pretrain_sweep share: one "train, then measure" path whose
+result rows have one schema (`score`'s keys and TRAIN_KEYS), and one Markdown table whose cells are written the same
+way for the same kind of figure (the column name says which).
 
-    from trainer import report
+    from experiments import report
     row = report.train_and_score(config, splits=("val", "test"))   # {"val_captcha_acc": ..., "train_minutes": ...}
     print(report.markdown_table([row], ["test_captcha_acc", "train_minutes"]))
 """

@@ -1,12 +1,13 @@
-"""trainer.pretrain_sweep: readers planned from a sweep file's render variants, refused before training when a
+"""experiments.pretrain_sweep: readers planned from a sweep file's render variants, refused before training when a
 variant cannot fine-tune on the real set; (slow) a tiny sweep trains, tabulates, then reuses its results."""
 import json
 
 import pytest
 
+from experiments import pretrain_sweep
 from pipeline import sweep as pipeline_sweep
 from pipeline.main import run as run_pipeline
-from trainer import pretrain_sweep, recipe
+from trainer import recipe
 from trainer.errors import UserError
 
 VARIANTS = """

@@ -1,6 +1,6 @@
 """The accuracy protocol: measures a trained model the way README's results table reports it.
 
-    python -m trainer.protocol --model=ctc_fullres --data_dir=data/recipe600k --model_dir=runs/cpu_recipe \\
+    python -m experiments.protocol --model=ctc_fullres --data_dir=data/recipe600k --model_dir=runs/cpu_recipe \\
         --precision=mixed_bfloat16 --time_budget=1800 --lr_schedule=cosine --warmup=0.05 --clipnorm=1.0 \\
         --steps_per_epoch=300 --epochs=1000
 
@@ -18,7 +18,8 @@ import captcha.image
 import tensorflow as tf
 from absl import app, flags
 
-from trainer import macs, metrics, report, rundir, serving, train_flags
+from experiments import report
+from trainer import command, macs, metrics, rundir, serving, train_flags
 from trainer.errors import UserError, exit_on_user_error
 from trainer.spec import DatasetSpec
 
@@ -108,10 +109,7 @@ def main(argv):
     print(report.markdown_table([row], ROW_KEYS), end="")
 
 
-def run():
-    """The `captcha-protocol` console script: `python -m trainer.protocol` under another name."""
-    define_flags()
-    app.run(main)
+run = command.console_script(main, define_flags)  # the `captcha-protocol` console script
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""trainer.real_benchmark on a tiny folder of 'real' sets made here (the shared real sets are never used in tests)."""
+"""experiments.real_benchmark on a tiny folder of 'real' sets made here (the shared real sets are never used in
+tests)."""
 import csv
 import json
 import os
@@ -7,7 +8,7 @@ import random
 import pytest
 from captcha.image import ImageCaptcha
 
-from trainer import plots, real_benchmark
+from experiments import plots, real_benchmark
 from trainer.errors import UserError
 from trainer.spec import DatasetSpec
 
