@@ -1,9 +1,11 @@
 """The serving benchmark: the reader in-process (one image at a time, and batched), ddddocr in-process on the same
 images, and the HTTP service under a bounded load (localhost only, a fixed request count and time limit) at
-concurrency 1 and 8. Prints one Markdown table; asserts nothing.
+concurrency 1 and 8, each row bounded by --count reads and --time_limit seconds. Prints one Markdown table (docs/
+benchmarks.md holds its figures); asserts nothing.
 
-    python -m trainer.serve_benchmark --model_dir=runs/mine --images=some_captchas/ --count=500
+    python -m captcha_break.benchmark --model_dir=runs/mine --images=../shared/real/swust/2019-12 --count=500
 """
+import argparse
 import http.client
 import os
 import re
@@ -12,6 +14,7 @@ import sys
 import threading
 import time
 
+from captcha_break import command
 from captcha_break.label import list_images
 from captcha_break.reader import Reader
 
@@ -87,7 +90,7 @@ def run_benchmark(model_dir, folder, count=500, time_limit=60.0, ddddocr=True, o
             ocr.classification(images[0])
             rows.append(("ddddocr 1 image per call, in-process", *in_process(ocr.classification, images, count,
                                                                               time_limit)))
-    server = subprocess.Popen([sys.executable, "-m", "trainer.serve", f"--model_dir={model_dir}", "--port=0"],
+    server = subprocess.Popen([sys.executable, "-m", "captcha_break.serve", f"--model_dir={model_dir}", "--port=0"],
                               stdout=subprocess.PIPE, text=True)
     try:
         port = int(re.search(r"127\.0\.0\.1:([0-9]+)", server.stdout.readline()).group(1))
@@ -106,3 +109,25 @@ def run_benchmark(model_dir, folder, count=500, time_limit=60.0, ddddocr=True, o
     for name, rate, p50, p99 in rows:
         out(f"| {name} | {rate:.0f} | {'' if p50 is None else f'{p50:.1f}'} | {'' if p99 is None else f'{p99:.1f}'} |")
     return rows
+
+
+def build_parser():
+    """The command line: model_dir (trainer.export --format=onnx), the images, the bounds of each row."""
+    parser = command.parser("benchmark", "Times the ONNX reader, ddddocr and the HTTP service.")
+    parser.add_argument("--images", required=True, help="Folder of captcha images to read.")
+    parser.add_argument("--count", type=int, default=500, help="Reads per row at most.")
+    parser.add_argument("--time_limit", type=float, default=60.0, help="Seconds per row at most.")
+    parser.add_argument("--ddddocr", action=argparse.BooleanOptionalAction, default=True,
+                        help="Also time ddddocr in-process on the same images (pip install -e '.[peers]').")
+    return parser
+
+
+def main(argv=None):
+    """`python -m captcha_break.benchmark`."""
+    args = build_parser().parse_args(argv)
+    with command.exit_on_error():  # Ctrl-C too: one line, exit status 130
+        run_benchmark(args.model_dir, args.images, args.count, args.time_limit, args.ddddocr)
+
+
+if __name__ == "__main__":
+    main()

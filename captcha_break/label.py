@@ -1,9 +1,8 @@
 """Pre-labelling: a folder of unlabelled captchas in, a labels CSV out that the pipeline's images source takes as it
 is, least confident first, so that a person corrects the few rows that need it.
 
-    python -m trainer.label --model_dir=runs/mine --input=unlabelled/ --output=labels.csv --checked_above=0.9
-    read 1,391 images: 1,203 at confidence 0.9 or more marked checked, 188 left for you to check (the first rows
-    of labels.csv); 0 could not be read
+    python -m captcha_break.label --model_dir=runs/mine --input=unlabelled/ --output=labels.csv --checked_above=0.9
+    read 1391 images into labels.csv: 1203 at confidence 0.9 or more marked checked, 188 left to check (its first rows)
 
     path,label,confidence,checked
     unlabelled/03dt.jpg,03dt,0.214,
@@ -13,17 +12,22 @@ is, least confident first, so that a person corrects the few rows that need it.
 Correct the label of each row you check and put 1 in its `checked` column (delete a row you cannot read); then
 `python -m pipeline.main --source=images --input=labels.csv ...` keeps exactly the checked rows (a labels file with
 a `checked` column; without one every row is kept). Paths are relative to the CSV's folder, as the images source
-reads them. An image that cannot be read is named on stderr and left out.
+reads them. An image that cannot be read is an `error:` line on stderr, the others are labelled, and the exit status
+is 1; a bad argument, a model_dir without reader.onnx or an existing --output is one `error: ...` line and exit
+status 1.
 """
 import csv
 import io
 import os
 import stat
+import sys
 import tempfile
 
 import numpy as np
 
+from captcha_break import command
 from captcha_break.errors import ImageError, ReaderError
+from captcha_break.reader import Reader
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")  # pipeline/ingest.py's
 HEADER = ("path", "label", "confidence", "checked")
@@ -101,3 +105,37 @@ def label_folder(reader, folder, output, checked_above=None, overwrite=False, on
         raise
     checked = sum(checked_above is not None and confidence >= checked_above for _, _, confidence in rows)
     return len(rows), checked, len(failed)
+
+
+def build_parser():
+    """The command line: model_dir (trainer.export --format=onnx), the folder in, the CSV out."""
+    parser = command.parser("label", "Pre-labels a folder of unlabelled captchas into a labels CSV.")
+    parser.add_argument("--input", required=True, help="Folder of unlabelled captcha images.")
+    parser.add_argument("--output", required=True,
+                        help="Labels CSV to write: path,label,confidence,checked, least confident first.")
+    parser.add_argument("--checked_above", type=float, default=None,
+                        help="Mark rows at this confidence or more checked (kept without review); default: none, "
+                        "every row is for a person to check.")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Replace an existing --output (and any corrections in it).")
+    return parser
+
+
+def main(argv=None):
+    """`python -m captcha_break.label`, and the `captcha-label` console script."""
+    args = build_parser().parse_args(argv)
+    with command.exit_on_error():  # Ctrl-C too: one line, exit status 130, and no half-written --output
+        written, checked, failed = label_folder(
+            Reader(args.model_dir), args.input, args.output, args.checked_above, args.overwrite,
+            on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True))
+    if args.checked_above is None:
+        print(f"read {written} images into {args.output}: every row left to check (least confident first)")
+    else:
+        print(f"read {written} images into {args.output}: {checked} at confidence {args.checked_above:g} or more "
+              f"marked checked, {written - checked} left to check (its first rows)")
+    if failed:
+        raise SystemExit(f"error: {failed} of {written + failed} images could not be read")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,14 +13,13 @@ and reader.json is enough. Bad input raises ImageError (one image) or ReaderErro
 one-line message.
 """
 import hashlib
-import json
 import os
 
 import numpy as np
 import onnxruntime
 
 from captcha_break import decoding, preprocess
-from captcha_break.errors import ImageError, ReaderError
+from captcha_break.errors import ImageError, ReaderError, json_object
 
 READER_FILE = "reader.json"
 FORMAT_VERSION = 1
@@ -38,14 +37,11 @@ def load_config(model_dir):
                           f"--model_dir={model_dir} --format=onnx")
     try:
         with open(path, "rb") as f:
-            config = json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError) as e:
+            data = f.read()
+    except OSError as e:
         raise ReaderError(f"cannot read {path}: {e}; export it again (trainer.export --format=onnx)") from None
-    if not isinstance(config, dict):
-        raise ReaderError(f"{path} must hold a JSON object")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ReaderError(f"{path}: format_version {config.get('format_version')!r}, this reader reads "
-                          f"{FORMAT_VERSION}")
+    config = json_object(data, path, FORMAT_VERSION, ReaderError,
+                         hint="; export it again (trainer.export --format=onnx)")
     try:
         shape = config["input"]["height"], config["input"]["width"], config["input"]["channels"]
         kind, charset, decoder = config["output"]["kind"], config["charset"], config["decoder"]

@@ -1,6 +1,6 @@
 """The HTTP service: a Reader behind `POST /read` and `GET /health`, on Starlette and uvicorn.
 
-    python -m trainer.serve --model_dir=runs/ctc --port=8080      # or: captcha-serve --model_dir=runs/ctc
+    python -m captcha_break.serve --model_dir=runs/ctc --port=8080      # or: captcha-serve --model_dir=runs/ctc
     serving runs/ctc (ctc, 36 characters, 64x128) on http://127.0.0.1:8080: POST /read, GET /health
 
     curl --data-binary @a.png -H 'Content-Type: image/png' localhost:8080/read      # raw bytes
@@ -14,7 +14,8 @@ One image answers {"text": "7K2Q", "confidence": 0.93}; a batch (`images`) answe
 order. `GET /health` answers {"status": "ok", ...what the model reads}. Bad input answers 4xx with {"error": "one
 line"}: 400 not an image, bad base64, form or JSON, a wrong field (naming the ones accepted); 413 a body over
 --max_bytes, a batch over --max_batch or an image over --max_pixels; 415 another content type. One bad image fails
-its batch, naming its index. Nothing a request sends stops the service.
+its batch, naming its index. Nothing a request sends stops the service. A model_dir without reader.onnx, or an
+address in use, is one `error: ...` line and exit status 1.
 
 Why Starlette and uvicorn: Starlette is the ASGI toolkit FastAPI is built on (Encode's, maintained, one small
 dependency), and uvicorn its reference server; the service parses bytes, not typed JSON models, so FastAPI's
@@ -35,6 +36,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from captcha_break import command
 from captcha_break.errors import ImageError, ReaderError, TooLargeError
 from captcha_break.reader import Reader
 
@@ -208,3 +210,30 @@ def serve(model_dir, host="127.0.0.1", port=8080, max_bytes=MAX_BYTES, max_batch
              f"{reader.shape[1]}) on http://{host}:{bound}: POST /read, GET /health")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5))
     server.run(sockets=[sock])
+
+
+def build_parser():
+    """The command line (model_dir from trainer.export --format=onnx, the address, the limits)."""
+    parser = command.parser("serve", "Serves a trained reader over HTTP: POST /read, GET /health.")
+    parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: every interface).")
+    parser.add_argument("--port", type=int, default=8080, help="Port to listen on (0: a free one, named in the first "
+                        "line).")
+    parser.add_argument("--max_bytes", type=int, default=MAX_BYTES, help="Largest request body in bytes (larger: 413).")
+    parser.add_argument("--max_batch", type=int, default=MAX_BATCH, help="Most images in one request (more: 413).")
+    parser.add_argument("--max_pixels", type=int, default=MAX_PIXELS,
+                        help="Most pixels in one image, read from its header (more: 413).")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime's threads per model call (default: "
+                        "every core).")
+    return parser
+
+
+def main(argv=None):
+    """`python -m captcha_break.serve`, and the `captcha-serve` console script."""
+    args = build_parser().parse_args(argv)
+    with command.exit_on_error():
+        serve(args.model_dir, args.host, args.port, args.max_bytes, args.max_batch, args.max_pixels, args.threads,
+              announce=lambda line: print(line, flush=True))
+
+
+if __name__ == "__main__":
+    main()

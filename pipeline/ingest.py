@@ -6,7 +6,7 @@
 A file's label is its name's stem (or group 1 of --label_regex), or its row in a labels file (paths
 relative to that file): CSV, TSV or whitespace-separated `.csv/.tsv/.txt` rows of path and label in either
 order (with or without a header such as `path,label` or `file,text`), or a `.json` object {path: label} or
-list of {"path": ..., "label": ...}; of a CSV/TSV whose header has a `checked` column (trainer.label writes
+list of {"path": ..., "label": ...}; of a CSV/TSV whose header has a `checked` column (captcha_break.label writes
 one), only the rows checked there (1, yes, y, true or x). --case_insensitive folds labels (and --charset) to lower
 case, for sets whose labels and images disagree on case. Images are converted to RGB, resized to --width x --height
 (default: the median size of the input images; `pad`: keep the aspect ratio and pad with the image's border
@@ -45,7 +45,7 @@ LABEL_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 PATH_HEADERS = ("path", "file", "filename", "file_name", "image", "img", "name")
 LABEL_HEADERS = ("label", "text", "captcha", "code", "answer", "value")
-CHECKED_HEADER = "checked"  # a labels file's optional column (trainer.label's): only rows checked are read
+CHECKED_HEADER = "checked"  # a labels file's optional column (captcha_break.label's): only rows checked are read
 CHECKED_VALUES = ("1", "yes", "y", "true", "x")
 HASH_THREADS = 16  # files hashed at once while listing: reads of small files, mostly waiting on storage
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA", "P")  # P: its palette may hold transparency
@@ -140,7 +140,7 @@ def _labels_file_rows(path: str) -> List[Tuple[str, str]]:
                 raise ValueError("labels file %s: line %d should have %d columns (path and label) but has %d"
                                  % (path, line, width, len(row)))
             if checked_at and row[checked_at[0]].strip().lower() not in CHECKED_VALUES:
-                continue  # a pre-labelled row nobody checked (trainer.label): not a label yet
+                continue  # a pre-labelled row nobody checked (captcha_break.label): not a label yet
             rows.append((row[path_at].strip(), row[label_at].strip()))
         if checked_at and not rows:
             raise ValueError("labels file %s: no row is checked (its checked column is empty): check the rows, "

@@ -18,11 +18,12 @@ from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
 import sweepfile
+from captcha_break.command import INTERRUPTED
 from pipeline import dataset, ingest, storage, sweep
 from pipeline import main as pipeline_main
 from safeio import disk, locks
 from trainer import data, rundir, scoring, serving, train
-from trainer.errors import INTERRUPTED, UserError, exit_on_user_error
+from trainer.errors import UserError, exit_on_user_error
 from trainer_fixtures import copy_dataset, fixed_dataset  # noqa: F401,F811 (a fixture)
 
 TINY = ["--train_size=40", "--val_size=4", "--test_size=4", "--num_shards=2",

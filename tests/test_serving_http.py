@@ -1,4 +1,4 @@
-"""The HTTP service (python -m trainer.serve): the real server on 127.0.0.1, a real HTTP client, every request
+"""The HTTP service (python -m captcha_break.serve): the real server on 127.0.0.1, a real HTTP client, every request
 format, bad input answered 4xx in one line while the service keeps serving."""
 import base64
 import io
@@ -24,8 +24,8 @@ START_TIMEOUT = 120
 
 
 def start(model_dir, *flags):
-    """A `python -m trainer.serve --port=0` process and its base URL, from the line it prints once it listens."""
-    process = subprocess.Popen([sys.executable, "-m", "trainer.serve", f"--model_dir={model_dir}", "--port=0",
+    """A `python -m captcha_break.serve --port=0` process and its base URL, from the line it prints once it listens."""
+    process = subprocess.Popen([sys.executable, "-m", "captcha_break.serve", f"--model_dir={model_dir}", "--port=0",
                                 *flags], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     timer = threading.Timer(START_TIMEOUT, process.kill)  # a server that never says where it listens
     timer.start()
@@ -145,13 +145,13 @@ def test_a_thousand_bad_requests_mixed_into_good_ones(service):
 
 
 def test_bad_start_is_one_error_line(onnx_runs, tmp_path):  # noqa: F811
-    done = subprocess.run([sys.executable, "-m", "trainer.serve", f"--model_dir={tmp_path}"], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "captcha_break.serve", f"--model_dir={tmp_path}"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}/reader.json not found")
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "trainer.serve", f"--model_dir={onnx_runs['cnn'][0]}",
+        done = subprocess.run([sys.executable, "-m", "captcha_break.serve", f"--model_dir={onnx_runs['cnn'][0]}",
                                f"--port={port}"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}: ")

@@ -1,5 +1,5 @@
-"""Pre-labelling (python -m trainer.label): a folder in, a labels CSV least confident first, which the images source
-takes as it is, keeping the checked rows."""
+"""Pre-labelling (python -m captcha_break.label): a folder in, a labels CSV least confident first, which the images
+source takes as it is, keeping the checked rows."""
 import csv
 import json
 import os
@@ -17,8 +17,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _label(*flags):
-    return subprocess.run([sys.executable, "-m", "trainer.label", *flags], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "captcha_break.label", *flags], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
 
 
 def test_prelabels_a_folder_and_ingest_keeps_the_checked_rows(onnx_runs, tmp_path):  # noqa: F811

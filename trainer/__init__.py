@@ -3,6 +3,9 @@
     python -m trainer.main --model=ctc --data_dir=data/synth --model_dir=runs/ctc
     python -m trainer.evaluate --model_dir=runs/ctc --data_dir=data/synth --split=test
     python -m trainer.predict --model_dir=runs/ctc image1.png image2.jpg
+
+The training library and its commands. It imports captcha_break (the reader's one-line errors) and never
+experiments/ (which measures it) nor pipeline/ or Beam (spec.json is the contract).
 """
 import logging
 import os

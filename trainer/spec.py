@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
+from captcha_break.errors import json_object
 from trainer.errors import UserError
 
 SPEC_FILE = "spec.json"
@@ -85,16 +86,8 @@ class DatasetSpec:
         path = os.path.join(folder, SPEC_FILE)
         if not tf.io.gfile.exists(path):
             raise UserError(f"{path} not found: not a dataset folder, or its pipeline run did not finish")
-        try:
-            with tf.io.gfile.GFile(path, "rb") as f:
-                spec = json.loads(f.read().decode("utf-8"))
-        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-            raise UserError(f"{path} is not valid UTF-8 JSON: {e}") from None
-        if not isinstance(spec, dict):
-            raise UserError(f"{path} must hold a JSON object, got {type(spec).__name__}")
-        if spec.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{path}: format_version {spec.get('format_version')!r}, this trainer reads "
-                            f"{FORMAT_VERSION}")
+        with tf.io.gfile.GFile(path, "rb") as f:
+            spec = json_object(f.read(), path, FORMAT_VERSION, UserError, reads="this trainer reads")
         _check_fields(spec, path)
         image, preprocessing, features = spec["image"], spec.get("preprocessing"), spec.get("features")
         return cls(
