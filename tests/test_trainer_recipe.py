@@ -189,3 +189,28 @@ def test_train_examples_reads_the_same_first_records_every_epoch(fixed_dataset):
     assert chosen["steps_per_epoch"] == recipe.MIN_STEPS_PER_EPOCH  # sized by the 250 records, not the 100,000
     with pytest.raises(UserError, match="train_examples must be at least 1"):
         train.check_config(train.TrainConfig(model="ctc", data_dir="d", model_dir="m", train_examples=0))
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu avx2 avx512f avx512_bf16 fma", "avx512_bf16"), ("fpu amx_bf16 amx_tile avx512_bf16", "amx_bf16"),
+    ("fpu avx2 avx512f fma", None)])
+def test_bfloat16_is_picked_on_a_cpu_that_computes_in_it(tmp_path, monkeypatch, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    assert recipe.bfloat16_cpu(str(cpuinfo)) == expected
+    assert recipe.bfloat16_cpu(str(tmp_path / "missing")) is None  # no /proc/cpuinfo (macOS, Windows): float32
+    monkeypatch.setattr(recipe.keras.distribution, "list_devices", lambda kind=None: ["gpu:0"])
+    assert recipe.bfloat16_cpu(str(cpuinfo)) is None  # training runs on the GPU, not on this CPU
+
+
+@pytest.mark.parametrize("cpu_flag, precision", [("avx512_bf16", "mixed_bfloat16"), (None, "float32")])
+def test_auto_trains_in_bfloat16_where_the_cpu_has_it_and_says_why(monkeypatch, cpu_flag, precision):
+    monkeypatch.setattr(ink, "measure", lambda spec: 0.6)
+    monkeypatch.setattr(recipe, "bfloat16_cpu", lambda: cpu_flag)
+    spec = _spec(50, 200, 837)
+    resolved = recipe.resolve(train.TrainConfig(model="auto", data_dir="d", model_dir="m"), spec)
+    assert resolved.precision == precision
+    assert (f"{precision} (the CPU has {cpu_flag})" if cpu_flag else "float32, batch") in recipe.describe(
+        resolved, spec, cpu_flag=cpu_flag)
+    given = train.TrainConfig(model="auto", data_dir="d", model_dir="m", precision="mixed_float16")
+    assert recipe.resolve(given, spec).precision == "mixed_float16"  # a precision given is kept

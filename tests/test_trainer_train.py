@@ -325,15 +325,18 @@ def _interrupted_copy(model_dir, dst):
                                           r"not '0123456789ab'\): resume it with --data_dir="),
     ("cnn", {"label_lengths": [5]}, r"another dataset \(label lengths \[4\], not \[5\]\)"),
     ("ctc", {}, r"holds an interrupted 'cnn' run, not 'ctc': resume it with --model=cnn"),
+    ("cnn", {"train_examples": 8}, r"holds an interrupted run on --train_examples=None, not 8: resume it with that "),
 ])
 def test_interrupted_run_of_another_dataset_or_model_is_refused_before_writing(trained, tmp_path, model, changes,
                                                                                match):
     model_dir, data_dir = trained["cnn"]
     interrupted = _interrupted_copy(model_dir, tmp_path / "model")
-    other = _dataset_with(data_dir, tmp_path / "data", **changes) if changes else data_dir
+    run_changes = {name: value for name, value in changes.items() if name == "train_examples"}
+    spec_changes = {name: value for name, value in changes.items() if name not in run_changes}
+    other = _dataset_with(data_dir, tmp_path / "data", **spec_changes) if spec_changes else data_dir
     before = _file_times(interrupted)
     with pytest.raises(UserError, match=match):
-        train.train_and_evaluate(_config(model, other, interrupted))
+        train.train_and_evaluate(_config(model, other, interrupted, **run_changes))
     assert _file_times(interrupted) == before
 
 

@@ -9,7 +9,8 @@ frames, raced against `attn_small` with a "no character" class under a time budg
 enough for the characters to keep CHARACTER_PIXELS of height (trainer.ink measures them on the train split; at
 least INPUT_HEIGHT, the width keeping the images' aspect ratio), batches of BATCH_SIZE, Adam at PEAK_LEARNING_RATE
 (SEVERAL_LENGTHS_PEAK_LEARNING_RATE for several lengths) with a linear warm-up and a cosine decay over the time
-budget (or over enough steps to leave CTC's blank phase far behind when there is none), no augmentation
+budget (or over enough steps to leave CTC's blank phase far behind when there is none), mixed_bfloat16 on a CPU
+with bfloat16 instructions (AMX or AVX512-BF16: more steps in the same budget) and float32 elsewhere, no augmentation
 (trainer.augment's jitter helped one real set and stalled another: docs/real-captchas.md), decoded images cached in
 memory when they fit, and validation every 100 to 200 steps (an epoch), so that the best checkpoint is picked often.
 Any setting given on the command line (anything but its default) is kept. With --init_from, the init run's
@@ -18,6 +19,7 @@ model and input height are kept and the peak learning rate is FINE_TUNE_PEAK_LEA
 import dataclasses
 import math
 
+import keras
 from absl import logging
 
 from trainer import finetune, ink
@@ -40,6 +42,8 @@ CLIPNORM = 5.0
 MIN_STEPS = 4000  # without a time budget: at least this many steps (small sets leave the blank phase by ~500)
 MIN_EPOCHS = 30  # ... and at least this many passes over a large train split
 MIN_STEPS_PER_EPOCH, MAX_STEPS_PER_EPOCH = 100, 200  # validate (and maybe checkpoint) every 100 to 200 steps
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs that compute in bfloat16
+FAST_PRECISION = "mixed_bfloat16"  # on them: 1.2-1.5x float32's steps (docs/real-captchas.md); emulated elsewhere
 CACHE_LIMIT_BYTES = 4e9  # decoded uint8 images kept in memory up to this size
 UNLIMITED = 1_000_000  # epochs and patience when the time budget ends training
 
@@ -54,9 +58,10 @@ def input_height(spec, character_height=None):
     return max(INPUT_HEIGHT, min(needed, spec.image_shape[0] // HEIGHT_STEP * HEIGHT_STEP))
 
 
-def choose(spec, time_budget=None, fine_tune=False, character_height=None, train_examples=None):
-    """The settings of `--model=auto` for a dataset spec (and its characters' height, a fraction of the frame's):
-    {TrainConfig field: value}."""
+def choose(spec, time_budget=None, fine_tune=False, character_height=None, train_examples=None,
+           bfloat16_cpu=False):
+    """The settings of `--model=auto` for a dataset spec (and its characters' height, a fraction of the frame's, and
+    whether training runs on a CPU with bfloat16 instructions: `bfloat16_cpu`): {TrainConfig field: value}."""
     train_records = min(spec.num_records("train"), train_examples or spec.num_records("train"))
     one_pass = max(1, math.ceil(train_records / BATCH_SIZE))
     steps_per_epoch = min(max(one_pass, MIN_STEPS_PER_EPOCH), MAX_STEPS_PER_EPOCH)
@@ -71,8 +76,8 @@ def choose(spec, time_budget=None, fine_tune=False, character_height=None, train
             else SEVERAL_LENGTHS_PEAK_LEARNING_RATE)
     height = input_height(spec, character_height)
     return {"model": ONE_LENGTH_MODEL if one_length else ctc_reader(spec, height), "input_height": height,
-            "batch_size": BATCH_SIZE, "learning_rate": peak, "lr_schedule": "cosine", "warmup": WARMUP,
-            "clipnorm": CLIPNORM,
+            "batch_size": BATCH_SIZE, "precision": FAST_PRECISION if bfloat16_cpu else "float32",
+            "learning_rate": peak, "lr_schedule": "cosine", "warmup": WARMUP, "clipnorm": CLIPNORM,
             "augment": False, "cache": cached_bytes <= CACHE_LIMIT_BYTES, "steps_per_epoch": steps_per_epoch,
             "epochs": epochs, "patience": UNLIMITED}
 
@@ -84,14 +89,30 @@ def resolve(config, spec):
         return config
     defaults = type(config)(model="", data_dir="", model_dir="")
     character_height = None if config.init_from or config.input_height else ink.measure(spec)
-    settings = choose(spec, config.time_budget, bool(config.init_from), character_height, config.train_examples)
+    cpu_flag = bfloat16_cpu()
+    settings = choose(spec, config.time_budget, bool(config.init_from), character_height, config.train_examples,
+                      bool(cpu_flag))
     if config.init_from:  # fine-tuning: the init run's architecture, whatever it is
         settings["model"], settings["input_height"] = finetune.init_architecture(config.init_from)
     chosen = {name: value for name, value in settings.items()
               if name == "model" or getattr(config, name) == getattr(defaults, name)}
     resolved = dataclasses.replace(config, **chosen)
-    logging.info("--model=auto picked %s", describe(resolved, spec, character_height))
+    why_precision = cpu_flag if resolved.precision == FAST_PRECISION else None
+    logging.info("--model=auto picked %s", describe(resolved, spec, character_height, why_precision))
     return resolved
+
+
+def bfloat16_cpu(cpuinfo="/proc/cpuinfo"):
+    """The first of BFLOAT16_CPU_FLAGS that this machine's CPU has, where training runs on it (no GPU visible to the
+    backend), else None (also where there is no /proc/cpuinfo to read)."""
+    if keras.distribution.list_devices("gpu"):
+        return None
+    try:
+        with open(cpuinfo) as f:
+            flags = set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        return None
+    return next((flag for flag in BFLOAT16_CPU_FLAGS if flag in flags), None)
 
 
 def ctc_reader(spec, height):
@@ -111,15 +132,16 @@ def race_candidates(config, resolved, spec):
     return resolved.model, RACE_OTHER
 
 
-def describe(config, spec, character_height=None):
-    """One line: the model, its input size (and why: the characters' height), and the schedule of a resolved
-    config."""
+def describe(config, spec, character_height=None, cpu_flag=None):
+    """One line: the model, its input size (and why: the characters' height), its precision (and why: the CPU's
+    bfloat16 flag) and the schedule of a resolved config."""
     height, width = input_size(spec.image_shape, config.input_height)
     why = (f"; characters {character_height:.0%} of the frame's height, {character_height * height:.0f} px at the input"
            if character_height else "")
     length = (f"cosine over {config.time_budget:.0f} s" if config.time_budget
               else f"cosine over {config.epochs} epochs of {config.steps_per_epoch or 'one pass of'} steps")
     return (f"{config.model} at {height}x{width} (images {spec.image_shape[0]}x{spec.image_shape[1]}{why}), "
-            f"batch {config.batch_size}, Adam {config.learning_rate:g} with {config.warmup:.0%} warm-up, {length}, "
+            f"{config.precision}{f' (the CPU has {cpu_flag})' if cpu_flag else ''}, batch {config.batch_size}, "
+            f"Adam {config.learning_rate:g} with {config.warmup:.0%} warm-up, {length}, "
             f"augment {'on' if config.augment else 'off'}, colour augment {'on' if config.colour_augment else 'off'}, "
             f"cache {'on' if config.cache else 'off'}")

@@ -296,6 +296,10 @@ def check_model_dir(config, spec):
         raise UserError(f"--model_dir {model_dir} holds an interrupted run at --input_height="
                         f"{previous.get('input_height')}, not {config.input_height}: resume it with that height, "
                         "pass --overwrite to start over there, or use another --model_dir")
+    if previous.get("train_examples") != config.train_examples:
+        raise UserError(f"--model_dir {model_dir} holds an interrupted run on --train_examples="
+                        f"{previous.get('train_examples')}, not {config.train_examples}: resume it with that number, "
+                        "pass --overwrite to start over there, or use another --model_dir")
     difference = DatasetSpec.load(model_dir).difference(spec)
     if difference:
         raise UserError(f"--model_dir {model_dir} holds an interrupted run on another dataset ({difference}): "
