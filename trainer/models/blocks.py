@@ -1,4 +1,5 @@
 """Building blocks shared by the architectures: the seed's conv block (ypwhs/captcha_break), CTC sequence helpers."""
+import keras
 from keras import layers
 
 
@@ -36,3 +37,17 @@ def cudnn_bigru(x, units):
     return layers.Bidirectional(layers.GRU(
         units, return_sequences=True, activation="tanh", recurrent_activation="sigmoid",
         recurrent_dropout=0.0, unroll=False, use_bias=True, reset_after=True))(x)
+
+
+def ctc_reader(inputs, features, charset_size, label_lengths, name, dense_units, rnn_units, dropout=0.0, rnns=1):
+    """The CTC reader on conv `features` of `inputs`: frames along the width (to_sequence), Dense(`dense_units`),
+    dropout where `dropout` > 0, `rnns` cuDNN BiGRUs, and probabilities [batch, time, charset_size + 1] (blank last,
+    float32 under mixed precision) from the layer named "chars"; the keras.Model named `name`."""
+    x = to_sequence(features, label_lengths, name, inputs.shape[2])
+    x = layers.Dense(dense_units, activation="relu")(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    for _ in range(rnns):
+        x = cudnn_bigru(x, rnn_units)
+    outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -5,9 +5,8 @@ The GRUs keep Keras' cuDNN-eligible configuration (tanh/sigmoid, no recurrent dr
 reset_after, no masking), so they run on cuDNN on a GPU.
 """
 import keras
-from keras import layers
 
-from trainer.models.blocks import conv_block, cudnn_bigru, filters, to_sequence
+from trainer.models.blocks import conv_block, ctc_reader, filters
 
 
 def build(image_shape, charset_size, label_lengths, num_blocks=5, width_pools=3, rnn_units=128, dropout=0.25):
@@ -16,10 +15,4 @@ def build(image_shape, charset_size, label_lengths, num_blocks=5, width_pools=3,
     x = inputs
     for i in range(num_blocks):
         x = conv_block(x, filters(i), pool_size=(2, 2) if i < width_pools else (2, 1))
-    x = to_sequence(x, label_lengths, "ctc", image_shape[1])
-    x = layers.Dense(rnn_units, activation="relu")(x)
-    x = layers.Dropout(dropout)(x)
-    for _ in range(2):
-        x = cudnn_bigru(x, rnn_units)
-    outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
-    return keras.Model(inputs, outputs, name="ctc")
+    return ctc_reader(inputs, x, charset_size, label_lengths, "ctc", rnn_units, rnn_units, dropout, rnns=2)

@@ -10,7 +10,7 @@ Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even 
 import keras
 from keras import layers
 
-from trainer.models.blocks import conv_block, cudnn_bigru, to_sequence
+from trainer.models.blocks import conv_block, ctc_reader
 
 # BatchNorm's moving statistics average over ~10 steps instead of Keras's ~100, so that they keep up with weights
 # that move fast at the peak learning rate of a short run (README: CPU recipe).
@@ -24,8 +24,4 @@ def build(image_shape, charset_size, label_lengths, widths=(16, 32, 96, 128), rn
     x = layers.MaxPooling2D(2)(x)
     for width, pool, convs in zip(widths[1:], ((2, 2), (2, 1), (2, 1)), (1, 2, 2)):
         x = conv_block(x, width, pool_size=pool, convs=convs, bn_momentum=BN_MOMENTUM)
-    x = to_sequence(x, label_lengths, "ctc_fullres", image_shape[1])
-    x = layers.Dense(dense_units, activation="relu")(x)
-    x = cudnn_bigru(x, rnn_units)
-    outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
-    return keras.Model(inputs, outputs, name="ctc_fullres")
+    return ctc_reader(inputs, x, charset_size, label_lengths, "ctc_fullres", dense_units, rnn_units)

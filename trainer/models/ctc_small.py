@@ -11,9 +11,8 @@ inputs of 4 to 8 small characters, where ctc_small needed ~1,000: docs/real-capt
     python -m trainer.main --model=auto --data_dir=data/real --model_dir=runs/real --time_budget=1200
 """
 import keras
-from keras import layers
 
-from trainer.models.blocks import conv_block, cudnn_bigru, to_sequence
+from trainer.models.blocks import conv_block, ctc_reader
 
 BN_MOMENTUM = 0.9  # moving statistics that keep up with the fast weights of short runs, as in ctc_fullres
 
@@ -25,9 +24,4 @@ def build(image_shape, charset_size, label_lengths, widths=(32, 64, 96, 128), rn
     x = inputs
     for width, pool in zip(widths, pools):
         x = conv_block(x, width, pool_size=pool, convs=1, bn_momentum=BN_MOMENTUM)
-    x = to_sequence(x, label_lengths, name, image_shape[1])
-    x = layers.Dense(dense_units, activation="relu")(x)
-    x = layers.Dropout(dropout)(x)
-    x = cudnn_bigru(x, rnn_units)
-    outputs = layers.Dense(charset_size + 1, activation="softmax", dtype="float32", name="chars")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return ctc_reader(inputs, x, charset_size, label_lengths, name, dense_units, rnn_units, dropout)
