@@ -300,11 +300,18 @@ def test_sweep_over_the_variant_limit_is_refused_and_a_large_one_plans_with_prog
 
 # 9. Ctrl-C.
 
+def _ctrl_c_as_in_a_terminal():
+    """SIGINT as a terminal's foreground command gets it: a suite started in the background (`cmd &` in a shell
+    without job control) hands its children SIGINT ignored, and the render would then rightly finish."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_a_render_in_one_line_with_status_130_and_no_temporary(tmp_path):
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "pipeline.main", f"--output_dir={out}", "--train_size=20000",
                                 "--val_size=10", "--test_size=10", "--direct_num_workers=1"],
-                               stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+                               stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+                               preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.time() + 120
     while time.time() < deadline and not (out.is_dir() and any(".incomplete" in f for f in os.listdir(out))):
         time.sleep(0.2)
