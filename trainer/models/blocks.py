@@ -39,8 +39,8 @@ def cudnn_bigru(x, units):
         recurrent_dropout=0.0, unroll=False, use_bias=True, reset_after=True))(x)
 
 
-def ctc_reader(inputs, features, charset_size, label_lengths, name, dense_units, rnn_units, dropout=0.0, rnns=1):
-    """The CTC reader on conv `features` of `inputs`: frames along the width (to_sequence), Dense(`dense_units`),
+def ctc_head(inputs, features, charset_size, label_lengths, name, dense_units, rnn_units, dropout=0.0, rnns=1):
+    """The CTC head on conv `features` of `inputs`: frames along the width (to_sequence), Dense(`dense_units`),
     dropout where `dropout` > 0, `rnns` cuDNN BiGRUs, and probabilities [batch, time, charset_size + 1] (blank last,
     float32 under mixed precision) from the layer named "chars"; the keras.Model named `name`."""
     x = to_sequence(features, label_lengths, name, inputs.shape[2])

@@ -6,7 +6,7 @@ reset_after, no masking), so they run on cuDNN on a GPU.
 """
 import keras
 
-from trainer.models.blocks import conv_block, ctc_reader, filters
+from trainer.models.blocks import conv_block, ctc_head, filters
 
 
 def build(image_shape, charset_size, label_lengths, num_blocks=5, width_pools=3, rnn_units=128, dropout=0.25):
@@ -15,4 +15,4 @@ def build(image_shape, charset_size, label_lengths, num_blocks=5, width_pools=3,
     x = inputs
     for i in range(num_blocks):
         x = conv_block(x, filters(i), pool_size=(2, 2) if i < width_pools else (2, 1))
-    return ctc_reader(inputs, x, charset_size, label_lengths, "ctc", rnn_units, rnn_units, dropout, rnns=2)
+    return ctc_head(inputs, x, charset_size, label_lengths, "ctc", rnn_units, rnn_units, dropout, rnns=2)

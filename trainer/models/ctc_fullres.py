@@ -10,7 +10,7 @@ Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even 
 import keras
 from keras import layers
 
-from trainer.models.blocks import conv_block, ctc_reader
+from trainer.models.blocks import conv_block, ctc_head
 
 # BatchNorm's moving statistics average over ~10 steps instead of Keras's ~100, so that they keep up with weights
 # that move fast at the peak learning rate of a short run (README: CPU recipe).
@@ -24,4 +24,4 @@ def build(image_shape, charset_size, label_lengths, widths=(16, 32, 96, 128), rn
     x = layers.MaxPooling2D(2)(x)
     for width, pool, convs in zip(widths[1:], ((2, 2), (2, 1), (2, 1)), (1, 2, 2)):
         x = conv_block(x, width, pool_size=pool, convs=convs, bn_momentum=BN_MOMENTUM)
-    return ctc_reader(inputs, x, charset_size, label_lengths, "ctc_fullres", dense_units, rnn_units)
+    return ctc_head(inputs, x, charset_size, label_lengths, "ctc_fullres", dense_units, rnn_units)

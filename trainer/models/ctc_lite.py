@@ -7,7 +7,7 @@ Output: probabilities [batch, time, len(charset) + 1], blank last, float32 even 
 import keras
 from keras import layers
 
-from trainer.models.blocks import conv_block, ctc_reader
+from trainer.models.blocks import conv_block, ctc_head
 
 
 def build(image_shape, charset_size, label_lengths, widths=(16, 32, 64, 96), rnn_units=64, dense_units=96):
@@ -19,4 +19,4 @@ def build(image_shape, charset_size, label_lengths, widths=(16, 32, 64, 96), rnn
     x = layers.MaxPooling2D(2)(x)
     for width, pool in zip(widths[1:], ((2, 2), (2, 1), (2, 1))):
         x = conv_block(x, width, pool_size=pool)
-    return ctc_reader(inputs, x, charset_size, label_lengths, "ctc_lite", dense_units, rnn_units)
+    return ctc_head(inputs, x, charset_size, label_lengths, "ctc_lite", dense_units, rnn_units)

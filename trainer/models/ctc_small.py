@@ -12,7 +12,7 @@ inputs of 4 to 8 small characters, where ctc_small needed ~1,000: docs/real-capt
 """
 import keras
 
-from trainer.models.blocks import conv_block, ctc_reader
+from trainer.models.blocks import conv_block, ctc_head
 
 BN_MOMENTUM = 0.9  # moving statistics that keep up with the fast weights of short runs, as in ctc_fullres
 
@@ -24,4 +24,4 @@ def build(image_shape, charset_size, label_lengths, widths=(32, 64, 96, 128), rn
     x = inputs
     for width, pool in zip(widths, pools):
         x = conv_block(x, width, pool_size=pool, convs=1, bn_momentum=BN_MOMENTUM)
-    return ctc_reader(inputs, x, charset_size, label_lengths, name, dense_units, rnn_units, dropout)
+    return ctc_head(inputs, x, charset_size, label_lengths, name, dense_units, rnn_units, dropout)
