@@ -12,7 +12,7 @@ from trainer.models import MODELS, build
 from trainer.spec import DatasetSpec
 
 SHAPE = (64, 128, 3)
-CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres", "ctc_small", "ctc_small8")
+CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres", "ctc_small", "ctc_small8", "ctc_stride8")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -44,7 +44,7 @@ def test_the_cnn_refuses_variable_length_labels():  # attn_small reads them with
 
 
 @pytest.mark.parametrize("name, time_steps", [("ctc", 16), ("ctc_lite", 16), ("ctc_fullres", 32), ("ctc_small", 32),
-                                              ("ctc_small8", 16)])
+                                              ("ctc_small8", 16), ("ctc_stride8", 16)])
 def test_ctc_refuses_labels_longer_than_its_time_steps(name, time_steps):
     longest = time_steps // 2  # a label of n characters needs 2n - 1 steps
     MODELS[name](SHAPE, len(CHARSET), [longest])
@@ -65,6 +65,15 @@ def test_ctc_grus_are_cudnn_eligible(name, layers, units):
         assert gru.use_cudnn in ("auto", True) and gru.recurrent_dropout == 0
         assert _do_gru_arguments_support_cudnn(gru.cell.activation, gru.cell.recurrent_activation, gru.unroll,
                                                gru.cell.use_bias, gru.cell.reset_after)
+
+
+def test_ctc_stride8_is_ctc_small8_with_strided_convs_in_place_of_its_first_two_pools():
+    small, strided = (MODELS[name](SHAPE, len(CHARSET), [4, 5, 6]) for name in ("ctc_small8", "ctc_stride8"))
+    assert strided.count_params() == small.count_params() and strided.output_shape == small.output_shape
+    pools = [layer for layer in strided.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    convs = [layer for layer in strided.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [conv.strides for conv in convs] == [(2, 2), (2, 2), (1, 1), (1, 1)]
+    assert [pool.pool_size for pool in pools] == [(2, 2), (2, 1)]
 
 
 def _one_hot_path(path, classes):

@@ -65,10 +65,13 @@ def test_auto_with_a_time_budget_lets_the_budget_end_training():
 
 
 def test_auto_reads_labels_of_one_length_per_position_and_of_several_with_ctc():
-    assert recipe.choose(_spec(35, 100, 1320, lengths=(4,)))["model"] == recipe.ONE_LENGTH_MODEL == "attn_small"
+    one = recipe.choose(_spec(35, 100, 1320, lengths=(4,)))
+    assert one["model"] == recipe.ONE_LENGTH_MODEL == "attn_small" and one["batch_size"] == recipe.BATCH_SIZE == 32
     several = recipe.choose(_spec(80, 450, 8000, lengths=(4, 5, 6)))  # 176 columns at 32 px: 22 frames of 8
     assert several["model"] == recipe.MODEL == "ctc_small8"
     assert several["learning_rate"] == recipe.SEVERAL_LENGTHS_PEAK_LEARNING_RATE
+    assert several["batch_size"] == recipe.SEVERAL_LENGTHS_BATCH_SIZE < recipe.BATCH_SIZE
+    assert several["steps_per_epoch"] == recipe.MAX_STEPS_PER_EPOCH  # 8,000 / 16 = 500 batches a pass, capped
     narrow = recipe.choose(_spec(35, 100, 1320, lengths=(4, 5, 6, 7, 8)))  # 88 columns: 11 frames of 8, 15 needed
     assert narrow["model"] == recipe.NARROW_MODEL == "ctc_small"
 

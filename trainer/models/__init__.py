@@ -22,6 +22,8 @@ MODELS = {
     "ctc_fullres": ctc_fullres.build,
     "ctc_small": ctc_small.build,
     "ctc_small8": functools.partial(ctc_small.build, pools=((2, 2), (2, 2), (2, 2), (2, 1)), name="ctc_small8"),
+    "ctc_stride8": functools.partial(ctc_small.build, pools=((2, 2), (2, 2), (2, 2), (2, 1)), strided_stages=2,
+                                     name="ctc_stride8"),
 }
 WIDTH_MULTIPLE = 8  # every architecture here pools the width by at most 8
 

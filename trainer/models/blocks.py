@@ -3,14 +3,16 @@ import keras
 from keras import layers
 
 
-def conv_block(x, filters, pool_size, convs=2, bn_momentum=0.99):
+def conv_block(x, filters, pool_size, convs=2, bn_momentum=0.99, strided=False):
     """`convs` (the seed: two) conv3x3-BN-ReLU, then max-pool by `pool_size`; `bn_momentum` is BatchNorm's (Keras
-    default 0.99: moving statistics average over ~100 steps)."""
-    for _ in range(convs):
-        x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_uniform")(x)
+    default 0.99: moving statistics average over ~100 steps). `strided`: the first conv strides by `pool_size` in
+    place of the max-pool, computing a quarter of the outputs (where the input is large, most of a step's time)."""
+    for i in range(convs):
+        x = layers.Conv2D(filters, 3, strides=pool_size if strided and i == 0 else 1, padding="same",
+                          kernel_initializer="he_uniform")(x)
         x = layers.BatchNormalization(momentum=bn_momentum)(x)
         x = layers.Activation("relu")(x)
-    return layers.MaxPooling2D(pool_size)(x)
+    return x if strided else layers.MaxPooling2D(pool_size)(x)
 
 
 def filters(block):

@@ -6,7 +6,9 @@ input gives W/4 time steps of 2x128 features; Dense(128), dropout and one cuDNN-
 (docs/real-captchas.md). Output: probabilities [batch, time, len(charset) + 1], blank last, float32.
 `ctc_small8` (trainer.models.MODELS) pools the width once more, (2, 2) in the third stage: one frame per 8 input
 columns, for wide frames where most columns hold no character (it left the blank phase in ~500 steps on 48x276
-inputs of 4 to 8 small characters, where ctc_small needed ~1,000: docs/real-captchas.md).
+inputs of 4 to 8 small characters, where ctc_small needed ~1,000: docs/real-captchas.md). `ctc_stride8` is
+ctc_small8 whose first two stages downsample by a strided conv in place of conv-then-max-pool: the same parameters,
+a quarter of those stages' multiply-adds, twice the training steps/s at 48x272 on a 2-core CPU (docs/experiments.md).
 
     python -m trainer.main --model=auto --data_dir=data/real --model_dir=runs/real --time_budget=1200
 """
@@ -18,10 +20,10 @@ BN_MOMENTUM = 0.9  # moving statistics that keep up with the fast weights of sho
 
 
 def build(image_shape, charset_size, label_lengths, widths=(32, 64, 96, 128), rnn_units=64, dense_units=128,
-          dropout=0.2, pools=((2, 2), (2, 2), (2, 1), (2, 1)), name="ctc_small"):
-    """Returns the uncompiled model."""
+          dropout=0.2, pools=((2, 2), (2, 2), (2, 1), (2, 1)), strided_stages=0, name="ctc_small"):
+    """Returns the uncompiled model; its first `strided_stages` stages downsample by a strided conv, not a max-pool."""
     inputs = keras.Input(image_shape, name="image")
     x = inputs
-    for width, pool in zip(widths, pools):
-        x = conv_block(x, width, pool_size=pool, convs=1, bn_momentum=BN_MOMENTUM)
+    for stage, (width, pool) in enumerate(zip(widths, pools)):
+        x = conv_block(x, width, pool_size=pool, convs=1, bn_momentum=BN_MOMENTUM, strided=stage < strided_stages)
     return ctc_head(inputs, x, charset_size, label_lengths, name, dense_units, rnn_units, dropout)
