@@ -1,4 +1,5 @@
 """--model=auto (trainer.recipe) and the input resizing of trainer.models.build."""
+import dataclasses
 import json
 import os
 
@@ -67,10 +68,12 @@ def test_auto_with_a_time_budget_lets_the_budget_end_training():
 def test_auto_reads_labels_of_one_length_per_position_and_of_several_with_ctc():
     one = recipe.choose(_spec(35, 100, 1320, lengths=(4,)))
     assert one["model"] == recipe.ONE_LENGTH_MODEL == "attn_small" and one["batch_size"] == recipe.BATCH_SIZE == 32
+    assert not one["ink"] and not one["jitter"]  # the colours, as every set of one length was measured
     several = recipe.choose(_spec(80, 450, 8000, lengths=(4, 5, 6)))  # 176 columns at 32 px: 22 frames of 8
-    assert several["model"] == recipe.MODEL == "ctc_small8"
+    assert several["model"] == recipe.MODEL == "ctc_stride8"
     assert several["learning_rate"] == recipe.SEVERAL_LENGTHS_PEAK_LEARNING_RATE
     assert several["batch_size"] == recipe.SEVERAL_LENGTHS_BATCH_SIZE < recipe.BATCH_SIZE
+    assert several["ink"] and several["jitter"]
     assert several["steps_per_epoch"] == recipe.MAX_STEPS_PER_EPOCH  # 8,000 / 16 = 500 batches a pass, capped
     narrow = recipe.choose(_spec(35, 100, 1320, lengths=(4, 5, 6, 7, 8)))  # 88 columns: 11 frames of 8, 15 needed
     assert narrow["model"] == recipe.NARROW_MODEL == "ctc_small"
@@ -83,6 +86,9 @@ def test_resolve_keeps_what_the_user_set_and_replaces_auto(monkeypatch):
     assert resolved.model == recipe.ONE_LENGTH_MODEL and resolved.batch_size == 8 and resolved.time_budget == 60
     assert resolved.learning_rate == recipe.PEAK_LEARNING_RATE and resolved.input_height == recipe.INPUT_HEIGHT
     assert "at 32x128 (images 50x200)" in recipe.describe(resolved, _spec(50, 200, 837))
+    several = _spec(80, 450, 8000, lengths=(4, 5, 6))
+    noink = recipe.resolve(dataclasses.replace(config, ink=False), several)  # --noink: kept, --jitter: auto's
+    assert noink.ink is False and noink.jitter is True and "ink off, jitter on" in recipe.describe(noink, several)
     other = train.TrainConfig(model="ctc", data_dir="d", model_dir="m")
     assert recipe.resolve(other, _spec(50, 200, 837)) is other
 
@@ -90,7 +96,7 @@ def test_resolve_keeps_what_the_user_set_and_replaces_auto(monkeypatch):
 @pytest.fixture(scope="module")
 def auto_runs(fixed_dataset, variable_dataset, tmp_path_factory):
     """{reader: model_dir} of finished 2-step --model=auto runs (128x64): attn_small on fixed_dataset (labels of 4
-    characters), ctc_small on variable_dataset (4 to 6: 64 columns at 32 px are too few for ctc_small8)."""
+    characters), ctc_small on variable_dataset (4 to 6: 64 columns at 32 px are too few for ctc_stride8)."""
     runs = {}
     for reader, data_dir in ((recipe.ONE_LENGTH_MODEL, fixed_dataset), (recipe.NARROW_MODEL, variable_dataset)):
         runs[reader] = str(tmp_path_factory.mktemp(reader))
@@ -106,6 +112,7 @@ def test_auto_records_what_it_picked(auto_runs, reader):
     assert config["model"] == reader and config["input_height"] == recipe.INPUT_HEIGHT
     assert config["learning_rate"] == (recipe.PEAK_LEARNING_RATE if reader == recipe.ONE_LENGTH_MODEL
                                        else recipe.SEVERAL_LENGTHS_PEAK_LEARNING_RATE) and config["augment"] is False
+    assert config["ink"] is config["jitter"] is (reader != recipe.ONE_LENGTH_MODEL)
     assert config["epochs"] == 1 and config["batch_size"] == 8  # given, so kept
 
 
@@ -119,6 +126,7 @@ def test_an_auto_reader_fine_tunes_on_images_of_another_size(auto_runs, reader, 
                                init_from=auto_runs[reader], epochs=1, steps_per_epoch=1, batch_size=8)
     resolved = train.finetune.inherit(recipe.resolve(config, DatasetSpec.load(wider)))
     assert resolved.model == reader and resolved.input_height == recipe.INPUT_HEIGHT
+    assert resolved.ink is (reader == recipe.NARROW_MODEL)  # the init run's, given or not
     model_built = train.build_model(resolved, DatasetSpec.load(wider))
     assert model_built.input_shape == (None, 50, 200, 3)
     init = train.rundir.load_model(auto_runs[reader])

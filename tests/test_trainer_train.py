@@ -326,12 +326,13 @@ def _interrupted_copy(model_dir, dst):
     ("cnn", {"label_lengths": [5]}, r"another dataset \(label lengths \[4\], not \[5\]\)"),
     ("ctc", {}, r"holds an interrupted 'cnn' run, not 'ctc': resume it with --model=cnn"),
     ("cnn", {"train_examples": 8}, r"holds an interrupted run on --train_examples=None, not 8: resume it with that "),
+    ("cnn", {"ink": True}, r"holds an interrupted run with --noink: resume it with --noink, pass --overwrite"),
 ])
 def test_interrupted_run_of_another_dataset_or_model_is_refused_before_writing(trained, tmp_path, model, changes,
                                                                                match):
     model_dir, data_dir = trained["cnn"]
     interrupted = _interrupted_copy(model_dir, tmp_path / "model")
-    run_changes = {name: value for name, value in changes.items() if name == "train_examples"}
+    run_changes = {name: value for name, value in changes.items() if name in ("train_examples", "ink")}
     spec_changes = {name: value for name, value in changes.items() if name not in run_changes}
     other = _dataset_with(data_dir, tmp_path / "data", **spec_changes) if spec_changes else data_dir
     before = _file_times(interrupted)

@@ -4,7 +4,7 @@
 
 The new dataset must have the init model's charset. The model is built anew for the new dataset's image shape and
 takes the init model's weights when their shapes fit: a CTC model's weights depend on the image height only (and
-with --input_height, which the fine-tuned run inherits, on nothing of the image), so it carries over to images of
+with --input_height, which the fine-tuned run inherits as it inherits --ink, on nothing of the image), so it carries over to images of
 other widths and to other label lengths its time steps allow; a per-position model (cnn) needs the same image
 shape and label lengths.
 """
@@ -41,17 +41,22 @@ def init_weights(init_dir, model_name, spec):
 
 
 def init_architecture(init_dir):
-    """(model name, input height) of init_dir's run, which a fine-tuned model must share to take its weights."""
+    """(model name, input height, ink) of init_dir's run, which a fine-tuned model must share to take its weights."""
     rundir.check_trained(init_dir, "--init_from")
     previous = rundir.read_config(init_dir)
-    return previous["model"], previous.get("input_height")
+    return previous["model"], previous.get("input_height"), previous.get("ink", False)
 
 
 def inherit(config):
-    """`config` with init_from's input height where none is given."""
-    if config.input_height is not None:
-        return config
-    return dataclasses.replace(config, input_height=init_architecture(config.init_from)[1])
+    """`config` with init_from's input height where none is given, and its ink channel (the first conv's weights
+    depend on it)."""
+    _, height, ink = init_architecture(config.init_from)
+    if config.ink is not None and config.ink != ink:
+        what = "ink" if ink else "the images' colours"
+        raise UserError(f"--{'' if config.ink else 'no'}ink: the model in {config.init_from} reads {what}; fine-tune "
+                        "it without the flag (it inherits the init run's)")
+    return dataclasses.replace(config, input_height=height if config.input_height is None else config.input_height,
+                               ink=ink)
 
 
 def set_weights(model, weights, init_dir):

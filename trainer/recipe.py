@@ -4,18 +4,20 @@
 
 The choice (docs/real-captchas.md says how each was measured on real captchas): the `attn_small` reader (one
 attention and softmax per character position: no CTC blank phase, no collapsed repeats) when every label has one
-length, else a CTC reader, `ctc_small8` (one frame per 8 input columns) or `ctc_small` where that gives too few
+length, else a CTC reader, `ctc_stride8` (one frame per 8 input columns) or `ctc_small` where that gives too few
 frames, raced against `attn_small` with a "no character" class under a time budget (trainer.race); an input tall
 enough for the characters to keep CHARACTER_PIXELS of height (trainer.ink measures them on the train split; at
 least INPUT_HEIGHT, the width keeping the images' aspect ratio), batches of BATCH_SIZE (SEVERAL_LENGTHS_BATCH_SIZE
 for several lengths), Adam at PEAK_LEARNING_RATE
 (SEVERAL_LENGTHS_PEAK_LEARNING_RATE for several lengths) with a linear warm-up and a cosine decay over the time
 budget (or over enough steps to leave CTC's blank phase far behind when there is none), mixed_bfloat16 on a CPU
-with bfloat16 instructions (AMX or AVX512-BF16: more steps in the same budget) and float32 elsewhere, no augmentation
-(trainer.augment's jitter helped one real set and stalled another: docs/real-captchas.md), decoded images cached in
+with bfloat16 instructions (AMX or AVX512-BF16: more steps in the same budget) and float32 elsewhere, for labels of
+several lengths an ink channel and a jitter inside the model (--ink, --jitter: trainer.models.input_layers), no
+tf.data augmentation (trainer.augment's jitter helped one real set and stalled another, and costs steps on a CPU:
+docs/real-captchas.md), decoded images cached in
 memory when they fit, and validation every 100 to 200 steps (an epoch), so that the best checkpoint is picked often.
 Any setting given on the command line (anything but its default) is kept. With --init_from, the init run's
-model and input height are kept and the peak learning rate is FINE_TUNE_PEAK_LEARNING_RATE.
+model, input height and ink are kept and the peak learning rate is FINE_TUNE_PEAK_LEARNING_RATE.
 """
 import dataclasses
 import math
@@ -27,7 +29,7 @@ from trainer import finetune, ink
 from trainer.models import input_size
 
 AUTO = "auto"
-MODEL = "ctc_small8"  # labels of several lengths: CTC, one frame per 8 input columns ...
+MODEL = "ctc_stride8"  # labels of several lengths: CTC, one frame per 8 input columns (strided: cheap steps) ...
 NARROW_MODEL = "ctc_small"  # ... or per 4 where 8 would give too few frames for the longest label
 ONE_LENGTH_MODEL = "attn_small"  # every label of one length
 RACE_OTHER = "attn_small"  # labels of several lengths: raced against the CTC reader (trainer.race) under a budget
@@ -38,6 +40,8 @@ BATCH_SIZE = 32
 SEVERAL_LENGTHS_BATCH_SIZE = 16  # twice 32's updates to leave CTC's blank phase; its gain is within a run's spread
 PEAK_LEARNING_RATE = 3e-3
 SEVERAL_LENGTHS_PEAK_LEARNING_RATE = 1e-3  # at 3e-3, ctc_small stayed in the blank phase on wide frames
+SEVERAL_LENGTHS_INK = True  # --ink and --jitter for labels of several lengths: 5 points more in 20 minutes on
+SEVERAL_LENGTHS_JITTER = True  # generic_upper, val alike on renders of 4-8 characters (docs/real-captchas.md)
 FINE_TUNE_PEAK_LEARNING_RATE = 1e-3  # with --init_from: the weights have left the blank phase already
 WARMUP = 0.05
 CLIPNORM = 5.0
@@ -81,6 +85,7 @@ def choose(spec, time_budget=None, fine_tune=False, character_height=None, train
     return {"model": ONE_LENGTH_MODEL if one_length else ctc_reader(spec, height), "input_height": height,
             "batch_size": batch_size, "precision": FAST_PRECISION if bfloat16_cpu else "float32",
             "learning_rate": peak, "lr_schedule": "cosine", "warmup": WARMUP, "clipnorm": CLIPNORM,
+            "ink": SEVERAL_LENGTHS_INK and not one_length, "jitter": SEVERAL_LENGTHS_JITTER and not one_length,
             "augment": False, "cache": cached_bytes <= CACHE_LIMIT_BYTES, "steps_per_epoch": steps_per_epoch,
             "epochs": epochs, "patience": UNLIMITED}
 
@@ -96,7 +101,7 @@ def resolve(config, spec):
     settings = choose(spec, config.time_budget, bool(config.init_from), character_height, config.train_examples,
                       bool(cpu_flag))
     if config.init_from:  # fine-tuning: the init run's architecture, whatever it is
-        settings["model"], settings["input_height"] = finetune.init_architecture(config.init_from)
+        settings["model"], settings["input_height"], settings["ink"] = finetune.init_architecture(config.init_from)
     chosen = {name: value for name, value in settings.items()
               if name == "model" or getattr(config, name) == getattr(defaults, name)}
     resolved = dataclasses.replace(config, **chosen)
@@ -146,5 +151,6 @@ def describe(config, spec, character_height=None, cpu_flag=None):
     return (f"{config.model} at {height}x{width} (images {spec.image_shape[0]}x{spec.image_shape[1]}{why}), "
             f"{config.precision}{f' (the CPU has {cpu_flag})' if cpu_flag else ''}, batch {config.batch_size}, "
             f"Adam {config.learning_rate:g} with {config.warmup:.0%} warm-up, {length}, "
+            f"ink {'on' if config.ink else 'off'}, jitter {'on' if config.jitter else 'off'}, "
             f"augment {'on' if config.augment else 'off'}, colour augment {'on' if config.colour_augment else 'off'}, "
             f"cache {'on' if config.cache else 'off'}")

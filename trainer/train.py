@@ -74,6 +74,8 @@ class TrainConfig:
     colour_augment: bool = False  # random colour of the training images, no geometry (trainer.augment.colour)
     overwrite: bool = False  # start over in a model_dir holding a finished run, deleting its run files first
     input_height: int | None = None  # the model resizes images to this height first (trainer.models.build)
+    ink: bool | None = None  # read one channel of ink, not the colours (trainer.models.input_layers.Ink); None:
+    jitter: bool | None = None  # ... and jitter training images in the model (Jitter): --model=auto decides, else off
     train_examples: int | None = None  # train on the train split's first N records only (None: all of them)
 
 
@@ -103,7 +105,7 @@ def build_model(config, spec):
         with strategy.scope() if strategy else contextlib.nullcontext():
             try:
                 model = build(config.model, spec.image_shape, len(spec.charset), spec.label_lengths,
-                              config.input_height)
+                              config.input_height, config.ink, config.jitter)
             except ValueError as e:
                 raise UserError(str(e)) from e
             if weights is not None:
@@ -137,6 +139,7 @@ def train_and_evaluate(config, extra_callbacks=()):
         config = race.run(config, candidates, functools.partial(train_and_evaluate, extra_callbacks=extra_callbacks))
     if config.init_from:
         config = finetune.inherit(config)
+    config = dataclasses.replace(config, ink=bool(config.ink), jitter=bool(config.jitter))  # None: left off
     for split in ("train", "val"):
         if spec.num_records(split) == 0:
             raise UserError(f"split {split!r} of {config.data_dir} has no records; training needs train and val")
@@ -296,6 +299,10 @@ def check_model_dir(config, spec):
         raise UserError(f"--model_dir {model_dir} holds an interrupted run at --input_height="
                         f"{previous.get('input_height')}, not {config.input_height}: resume it with that height, "
                         "pass --overwrite to start over there, or use another --model_dir")
+    if previous.get("ink", False) != config.ink:
+        flag = "--ink" if previous.get("ink", False) else "--noink"
+        raise UserError(f"--model_dir {model_dir} holds an interrupted run with {flag}: resume it with {flag}, pass "
+                        "--overwrite to start over there, or use another --model_dir")
     if previous.get("train_examples") != config.train_examples:
         raise UserError(f"--model_dir {model_dir} holds an interrupted run on --train_examples="
                         f"{previous.get('train_examples')}, not {config.train_examples}: resume it with that number, "

@@ -47,6 +47,14 @@ def define():
     flags.DEFINE_integer("input_height", None, "Resize images to this height (width in proportion) inside the model; "
                          "default: the dataset's own. A CTC model trained at one input height fine-tunes on images "
                          "of any size.")
+    flags.DEFINE_bool("ink", defaults.ink, "The architecture reads one channel of ink (each pixel's distance from "
+                      "the image's background colour, scaled by the image's strongest ink) in place of the colours: "
+                      "for characters of many colours and faintness. Default: --model=auto decides (on for labels "
+                      "of several lengths), off for a named model; a fine-tuned run inherits the init run's.")
+    flags.DEFINE_bool("jitter", defaults.jitter, "Randomly rotate, shear, shrink and shift each training image "
+                      "inside the model, after --input_height's resize (cheap: the small image is jittered); "
+                      "never at inference. Default: --model=auto decides (on for labels of several lengths), off "
+                      "for a named model.")
     flags.DEFINE_integer("train_examples", None, "Train on the first N records of the train split only (the same "
                          "ones every run): how a reader does with fewer labels. Default: all of them.")
     flags.DEFINE_bool("augment", defaults.augment, "Randomly jitter training images (geometry, brightness, "
