@@ -4,9 +4,9 @@
 
 The new dataset must have the init model's charset. The model is built anew for the new dataset's image shape and
 takes the init model's weights when their shapes fit: a CTC model's weights depend on the image height only (and
-with --input_height, which the fine-tuned run inherits as it inherits --ink, on nothing of the image), so it carries over to images of
-other widths and to other label lengths its time steps allow; a per-position model (cnn) needs the same image
-shape and label lengths.
+with --input_height, which the fine-tuned run inherits as it inherits --ink, on nothing of the image), so it carries
+over to images of other widths and to other label lengths its time steps allow; a per-position model (cnn) needs the
+same image shape and label lengths.
 """
 import dataclasses
 import os

@@ -74,8 +74,9 @@ class TrainConfig:
     colour_augment: bool = False  # random colour of the training images, no geometry (trainer.augment.colour)
     overwrite: bool = False  # start over in a model_dir holding a finished run, deleting its run files first
     input_height: int | None = None  # the model resizes images to this height first (trainer.models.build)
-    ink: bool | None = None  # read one channel of ink, not the colours (trainer.models.input_layers.Ink); None:
-    jitter: bool | None = None  # ... and jitter training images in the model (Jitter): --model=auto decides, else off
+    # None for these two: --model=auto decides, a named model has neither (train_and_evaluate makes it False).
+    ink: bool | None = None  # read one channel of ink, not the colours (trainer.models.input_layers.Ink)
+    jitter: bool | None = None  # a random affine map of each training image inside the model (input_layers.Jitter)
     train_examples: int | None = None  # train on the train split's first N records only (None: all of them)
 
 
@@ -299,8 +300,9 @@ def check_model_dir(config, spec):
         raise UserError(f"--model_dir {model_dir} holds an interrupted run at --input_height="
                         f"{previous.get('input_height')}, not {config.input_height}: resume it with that height, "
                         "pass --overwrite to start over there, or use another --model_dir")
-    if previous.get("ink", False) != config.ink:
-        flag = "--ink" if previous.get("ink", False) else "--noink"
+    previous_ink = previous.get("ink", False)
+    if previous_ink != config.ink:
+        flag = "--ink" if previous_ink else "--noink"
         raise UserError(f"--model_dir {model_dir} holds an interrupted run with {flag}: resume it with {flag}, pass "
                         "--overwrite to start over there, or use another --model_dir")
     if previous.get("train_examples") != config.train_examples:

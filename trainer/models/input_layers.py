@@ -1,7 +1,8 @@
 """Layers between the resized image and an architecture: `Ink` (what `--ink` adds: one channel of ink, whatever the
 colours) and `Jitter` (what `--jitter` adds: a random affine map per training image, nothing at inference).
 
-    python -m trainer.main --model=ctc_small8 --ink --jitter --input_height=48 --data_dir=data/real --model_dir=runs/ink
+    python -m trainer.main --model=ctc_stride8 --ink --jitter --input_height=48 --data_dir=data/real \
+        --model_dir=runs/ink
 
 Both are plain Keras ops inside the model, so they run on every backend, travel in best.keras, the SavedModel and the
 ONNX reader, and cost little: they act on the input the architecture sees (e.g. 48x272), not on the stored image.
@@ -18,7 +19,8 @@ MIN_CONTRAST = 0.1  # an image whose strongest ink is fainter than this is scale
 
 def background(images):
     """[B, 1, 1, C]: per image and channel, the upper median of the border pixels (top and bottom rows, left and right
-    columns), as trainer.preprocess takes the pad colour."""
+    columns), as trainer.preprocess._border_median takes the pad colour (that one is TensorFlow and per image; this
+    one is Keras ops on a batch, for every backend)."""
     border = ops.concatenate([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1)
     return ops.sort(border, axis=1)[:, border.shape[1] // 2][:, None, None, :]
 
