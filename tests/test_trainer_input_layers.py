@@ -1,4 +1,4 @@
-"""--ink and --jitter: trainer.models.input_layers inside trainer.models.build, saved, resumed, fine-tuned, exported."""
+"""--crop, --ink and --jitter: trainer.models.input_layers in models.build, saved, resumed, fine-tuned, exported."""
 import dataclasses
 import json
 import os
@@ -13,7 +13,7 @@ from trainer_fixtures import CHARSET, variable_dataset  # noqa: F401 (fixture)
 from trainer import onnx_export, rundir, train
 from trainer.errors import UserError
 from trainer.models import build
-from trainer.models.input_layers import MIN_CONTRAST, Ink, Jitter
+from trainer.models.input_layers import MIN_CONTRAST, Ink, Jitter, TextCrop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,6 +62,42 @@ def test_jitter_is_the_identity_at_inference_and_keeps_the_characters_inside_in_
     np.testing.assert_allclose(corners, np.broadcast_to(np.float32((0.9, 0.95, 1.0)), corners.shape), atol=0.05)
 
 
+def _small_text_page(top=30, left=150, rows=20, columns=150):
+    """float32 [1, 80, 460, 3]: bars of dark ink `rows` high from (`top`, `left`) over `columns` columns of a pale
+    blue page, struck through by a level line across the whole frame and a steep one across its whole height: small
+    text in a wide frame."""
+    image = np.tile(np.float32((0.9, 0.95, 1.0)), (1, 80, 460, 1))
+    for x in range(left, left + columns, 12):
+        image[0, top:top + rows, x:x + 4] = (0.3, 0.1, 0.2)
+    image[0, top + rows // 2, :] = 0.2
+    for y in range(80):
+        image[0, y, left + columns // 3 + y // 4] = 0.2
+    return image
+
+
+def _ink_rows(images):
+    """The rows of each image [B, H, W, C] with ink in more than 4 columns (not just the steep line): [B] counts."""
+    return ((keras.ops.convert_to_numpy(Ink()(images))[..., 0] > 0.5).sum(axis=2) > 4).sum(axis=1)
+
+
+def test_text_crop_scales_small_text_in_a_wide_frame_to_fill_the_input():
+    image = np.concatenate([_small_text_page(), _small_text_page(top=8, left=20, rows=12, columns=60)])
+    cropped = keras.ops.convert_to_numpy(TextCrop((32, 184))(image))
+    resized = keras.ops.convert_to_numpy(keras.layers.Resizing(32, 184, antialias=True)(image))
+    assert cropped.shape == (2, 32, 184, 3) and cropped.dtype == np.float32
+    # Resized, the text keeps 8 and 5 of the input's 32 rows; cropped, it fills the input's height but for the margin
+    # (a twentieth of the frame's height on each side, 4 rows at 80), and the box's least height for the smaller.
+    assert list(_ink_rows(resized)) == [8, 5]
+    assert list(_ink_rows(cropped) >= [19, 17]) == [True, True]
+    # Centred, the margin the page's colour: no dark band from outside the frame.
+    np.testing.assert_allclose(cropped[0, :3, :4].reshape(-1, 3), np.tile((0.9, 0.95, 1.0), (12, 1)), atol=0.02)
+
+
+def test_text_crop_of_a_page_without_ink_is_the_page():
+    page = np.full((2, 40, 200, 3), 0.8, np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(TextCrop((32, 160))(page)), 0.8, atol=1e-6)
+
+
 def test_build_puts_ink_and_jitter_between_the_resize_and_the_architecture(tmp_path):
     model = build("ctc_small8", (40, 200, 3), len(CHARSET), [4, 5], input_height=32, ink=True, jitter=True)
     names = [layer.name for layer in model.layers]
@@ -75,9 +111,24 @@ def test_build_puts_ink_and_jitter_between_the_resize_and_the_architecture(tmp_p
     assert loaded.get_layer("jitter").get_config()["shear"] == Jitter().shear
 
 
-def test_an_ink_model_converts_to_onnx_without_its_jitter():
-    model = build("ctc_small8", (40, 200, 3), len(CHARSET), [4, 5], input_height=32, ink=True, jitter=True)
+def test_build_crops_in_place_of_the_resize(tmp_path):
+    model = build("ctc_small8", (80, 460, 3), len(CHARSET), [4, 5], input_height=32, ink=True, jitter=True, crop=True)
+    assert [layer.name for layer in model.layers][:5] == ["image", "scale", "crop", "ink", "jitter"]
+    assert model.layers[-1].input_shape == (None, 32, 184, 1)
+    images = np.round(np.concatenate([_small_text_page(), _small_text_page(top=8)]) * 255).astype(np.uint8)
+    first = keras.ops.convert_to_numpy(model(images, training=False))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images, training=False)), first, atol=1e-6)
+    assert loaded.get_layer("crop").get_config()["size"] == [32, 184]
+
+
+@pytest.mark.parametrize("crop", [False, True])
+def test_an_ink_model_converts_to_onnx_without_its_jitter(crop):
+    model = build("ctc_small8", (40, 200, 3), len(CHARSET), [4, 5], input_height=32, ink=True, jitter=True,
+                  crop=crop)
     images = np.random.default_rng(1).integers(0, 256, (4, 40, 200, 3), dtype=np.uint8)
+    images[:2] = np.round(np.concatenate([_small_text_page(top=8)[:, :40, :200]] * 2) * 255)  # a box to crop
     assert onnx_export.check(model, onnx_export.to_onnx(model), images) < 1e-5
 
 
@@ -86,18 +137,20 @@ def ink_run(variable_dataset, tmp_path_factory):  # noqa: F811
     model_dir = str(tmp_path_factory.mktemp("ink_run"))
     train.train_and_evaluate(train.TrainConfig(model="ctc_small", data_dir=variable_dataset, model_dir=model_dir,
                                                batch_size=8, epochs=1, steps_per_epoch=2, seed=0, input_height=32,
-                                               ink=True, jitter=True))
+                                               ink=True, jitter=True, crop=True))
     return model_dir
 
 
 def test_an_ink_run_records_it_and_its_fine_tuning_inherits_it(ink_run, variable_dataset, tmp_path):  # noqa: F811
     with open(os.path.join(ink_run, "config.json")) as f:
         config = json.load(f)
-    assert config["ink"] is True and config["jitter"] is True
-    assert rundir.load_model(ink_run).get_layer("ink")
+    assert config["ink"] is True and config["jitter"] is True and config["crop"] is True
+    model = rundir.load_model(ink_run)
+    assert model.get_layer("ink") and model.get_layer("crop")
     tuned = train.TrainConfig(model="ctc_small", data_dir=variable_dataset, model_dir=str(tmp_path / "tuned"),
                               init_from=ink_run, batch_size=8, epochs=1, steps_per_epoch=1)
-    assert train.finetune.inherit(tuned).ink is True
+    assert train.finetune.inherit(tuned).ink is True and train.finetune.inherit(tuned).crop is True
+    assert train.finetune.inherit(dataclasses.replace(tuned, crop=False)).crop is False  # given: kept
 
 
 def test_ink_or_noink_against_the_init_run_is_refused(ink_run, variable_dataset, tmp_path):  # noqa: F811
@@ -113,11 +166,11 @@ def test_ink_or_noink_against_the_init_run_is_refused(ink_run, variable_dataset,
     assert train.finetune.inherit(dataclasses.replace(tuned, ink=None)).ink is True
 
 
-def test_ink_and_jitter_run_on_jax():
+def test_crop_ink_and_jitter_run_on_jax():
     script = """
 import numpy as np, keras
 from trainer.models import build
-model = build("ctc_small8", (40, 200, 3), 36, [4, 5], input_height=32, ink=True, jitter=True)
+model = build("ctc_small8", (40, 200, 3), 36, [4, 5], input_height=32, ink=True, jitter=True, crop=True)
 images = np.random.default_rng(0).integers(0, 256, (2, 40, 200, 3), dtype=np.uint8)
 trained, served = model(images, training=True), model(images, training=False)
 print(keras.backend.backend(), *("x".join(map(str, out.shape)) for out in (trained, served)))

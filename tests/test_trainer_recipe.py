@@ -73,7 +73,7 @@ def test_auto_reads_labels_of_one_length_per_position_and_of_several_with_ctc():
     assert several["model"] == recipe.MODEL == "ctc_stride8"
     assert several["learning_rate"] == recipe.SEVERAL_LENGTHS_PEAK_LEARNING_RATE
     assert several["batch_size"] == recipe.SEVERAL_LENGTHS_BATCH_SIZE < recipe.BATCH_SIZE
-    assert several["ink"] and several["jitter"]
+    assert several["ink"] and several["jitter"] and several["crop"] is False  # no characters measured: no crop
     assert several["steps_per_epoch"] == recipe.MAX_STEPS_PER_EPOCH  # 8,000 / 16 = 500 batches a pass, capped
     narrow = recipe.choose(_spec(35, 100, 1320, lengths=(4, 5, 6, 7, 8)))  # 88 columns: 11 frames of 8, 15 needed
     assert narrow["model"] == recipe.NARROW_MODEL == "ctc_small"
@@ -88,7 +88,16 @@ def test_resolve_keeps_what_the_user_set_and_replaces_auto(monkeypatch):
     assert "at 32x128 (images 50x200)" in recipe.describe(resolved, _spec(50, 200, 837))
     several = _spec(80, 450, 8000, lengths=(4, 5, 6))
     noink = recipe.resolve(dataclasses.replace(config, ink=False), several)  # --noink: kept, --jitter: auto's
-    assert noink.ink is False and noink.jitter is True and "ink off, jitter on" in recipe.describe(noink, several)
+    assert noink.ink is False and noink.jitter is True
+    assert "crop off, ink off, jitter on" in recipe.describe(noink, several)
+    cropped = recipe.resolve(dataclasses.replace(config, crop=True), several)  # --crop: the least input height
+    assert cropped.crop is True and cropped.input_height == recipe.INPUT_HEIGHT
+    line = recipe.describe(cropped, several)
+    assert "at 32x176 (images 80x450; each image's text box scaled to it)" in line and "crop on, ink on" in line
+    small = recipe.resolve(config, several)  # ink.measure says 0.6 here
+    assert small.crop is False and "crop off" in recipe.describe(small, several, 0.6)
+    line = recipe.describe(dataclasses.replace(small, crop=True, input_height=32), several, 0.36)
+    assert "(images 80x450; characters 36% of the frame's height, so each image's text box is scaled to it)" in line
     other = train.TrainConfig(model="ctc", data_dir="d", model_dir="m")
     assert recipe.resolve(other, _spec(50, 200, 837)) is other
 
@@ -112,7 +121,7 @@ def test_auto_records_what_it_picked(auto_runs, reader):
     assert config["model"] == reader and config["input_height"] == recipe.INPUT_HEIGHT
     assert config["learning_rate"] == (recipe.PEAK_LEARNING_RATE if reader == recipe.ONE_LENGTH_MODEL
                                        else recipe.SEVERAL_LENGTHS_PEAK_LEARNING_RATE) and config["augment"] is False
-    assert config["ink"] is config["jitter"] is (reader != recipe.ONE_LENGTH_MODEL)
+    assert config["ink"] is config["jitter"] is (reader != recipe.ONE_LENGTH_MODEL) and config["crop"] is False
     assert config["epochs"] == 1 and config["batch_size"] == 8  # given, so kept
 
 
@@ -173,7 +182,21 @@ def test_character_height_is_the_strokes_not_the_strike_lines_nor_the_frame():
     ((40, 300, 3), 0.2, 32), ((120, 600, 3), 0.05, 112), ((50, 200, 3), None, 32)])
 def test_the_input_is_tall_enough_for_the_characters_but_not_above_the_frame(shape, character_height, expected):
     assert recipe.input_height(_spec(*shape[:2], 1000), character_height) == expected
-    assert recipe.choose(_spec(*shape[:2], 1000), character_height=character_height)["input_height"] == expected
+    uncropped = recipe.choose(_spec(*shape[:2], 1000), character_height=character_height, crop=False)  # --nocrop
+    assert uncropped["input_height"] == expected and uncropped["crop"] is False
+
+
+@pytest.mark.parametrize("character_height, lengths, crop", [
+    (0.36, (4, 8), True), (0.25, (5,), True), (0.49, (4, 8), True), (0.5, (4, 8), False), (0.72, (4, 8), False),
+    (0.93, (4,), False), (None, (4, 8), False)])
+def test_auto_crops_to_the_text_where_the_characters_are_small_in_their_frame(character_height, lengths, crop):
+    chosen = recipe.choose(_spec(80, 460, 8000, lengths=lengths), character_height=character_height)
+    assert chosen["crop"] is crop
+    # The crop makes the text fill the input's height: the least input height serves, however small the text.
+    assert chosen["input_height"] == (recipe.INPUT_HEIGHT if crop else recipe.input_height(
+        _spec(80, 460, 8000), character_height))
+    assert recipe.choose(_spec(80, 460, 8000, lengths=lengths), character_height=character_height,
+                         crop=True)["input_height"] == recipe.INPUT_HEIGHT  # --crop given: kept, at the least height
 
 
 def test_auto_measures_the_characters_and_says_why_in_its_line(fixed_dataset):
@@ -181,7 +204,8 @@ def test_auto_measures_the_characters_and_says_why_in_its_line(fixed_dataset):
     measured = ink.measure(spec)
     assert 0.3 < measured < 1  # the library's renders: large characters in a 128x64 frame
     resolved = recipe.resolve(train.TrainConfig(model="auto", data_dir=fixed_dataset, model_dir="m"), spec)
-    assert resolved.input_height == recipe.input_height(spec, measured)
+    assert resolved.crop is (measured < recipe.CROP_BELOW)
+    assert resolved.input_height == (recipe.INPUT_HEIGHT if resolved.crop else recipe.input_height(spec, measured))
     line = recipe.describe(resolved, spec, measured)
     assert f"characters {measured:.0%} of the frame's height" in line
     given = recipe.resolve(train.TrainConfig(model="auto", data_dir=fixed_dataset, model_dir="m", input_height=48),

@@ -327,12 +327,13 @@ def _interrupted_copy(model_dir, dst):
     ("ctc", {}, r"holds an interrupted 'cnn' run, not 'ctc': resume it with --model=cnn"),
     ("cnn", {"train_examples": 8}, r"holds an interrupted run on --train_examples=None, not 8: resume it with that "),
     ("cnn", {"ink": True}, r"holds an interrupted run with --noink: resume it with --noink, pass --overwrite"),
+    ("cnn", {"crop": True}, r"holds an interrupted run with --nocrop: resume it with --nocrop, pass --overwrite"),
 ])
 def test_interrupted_run_of_another_dataset_or_model_is_refused_before_writing(trained, tmp_path, model, changes,
                                                                                match):
     model_dir, data_dir = trained["cnn"]
     interrupted = _interrupted_copy(model_dir, tmp_path / "model")
-    run_changes = {name: value for name, value in changes.items() if name in ("train_examples", "ink")}
+    run_changes = {name: value for name, value in changes.items() if name in ("train_examples", "ink", "crop")}
     spec_changes = {name: value for name, value in changes.items() if name not in run_changes}
     other = _dataset_with(data_dir, tmp_path / "data", **spec_changes) if spec_changes else data_dir
     before = _file_times(interrupted)

@@ -41,22 +41,23 @@ def init_weights(init_dir, model_name, spec):
 
 
 def init_architecture(init_dir):
-    """(model name, input height, ink) of init_dir's run, which a fine-tuned model must share to take its weights."""
+    """(model name, input height, ink, crop) of init_dir's run: what a fine-tuned model must share to take its weights,
+    and what its weights learnt to read."""
     rundir.check_trained(init_dir, "--init_from")
     previous = rundir.read_config(init_dir)
-    return previous["model"], previous.get("input_height"), previous.get("ink", False)
+    return previous["model"], previous.get("input_height"), previous.get("ink", False), previous.get("crop", False)
 
 
 def inherit(config):
-    """`config` with init_from's input height where none is given, and its ink channel (the first conv's weights
-    depend on it)."""
-    _, height, ink = init_architecture(config.init_from)
+    """`config` with init_from's input height and text crop where none is given, and its ink channel (the first
+    conv's weights depend on it)."""
+    _, height, ink, crop = init_architecture(config.init_from)
     if config.ink is not None and config.ink != ink:
         what = "ink" if ink else "the images' colours"
         raise UserError(f"--{'' if config.ink else 'no'}ink: the model in {config.init_from} reads {what}; fine-tune "
                         "it without the flag (it inherits the init run's)")
     return dataclasses.replace(config, input_height=height if config.input_height is None else config.input_height,
-                               ink=ink)
+                               ink=ink, crop=crop if config.crop is None else config.crop)
 
 
 def set_weights(model, weights, init_dir):

@@ -7,17 +7,18 @@ attention and softmax per character position: no CTC blank phase, no collapsed r
 length, else a CTC reader, `ctc_stride8` (one frame per 8 input columns) or `ctc_small` where that gives too few
 frames, raced against `attn_small` with a "no character" class under a time budget (trainer.race); an input tall
 enough for the characters to keep CHARACTER_PIXELS of height (trainer.ink measures them on the train split; at
-least INPUT_HEIGHT, the width keeping the images' aspect ratio), batches of BATCH_SIZE (SEVERAL_LENGTHS_BATCH_SIZE
-for several lengths), Adam at PEAK_LEARNING_RATE
-(SEVERAL_LENGTHS_PEAK_LEARNING_RATE for several lengths) with a linear warm-up and a cosine decay over the time
-budget (or over enough steps to leave CTC's blank phase far behind when there is none), mixed_bfloat16 on a CPU
-with bfloat16 instructions (AMX or AVX512-BF16: more steps in the same budget) and float32 elsewhere, for labels of
-several lengths an ink channel and a jitter inside the model (--ink, --jitter: trainer.models.input_layers), no
-tf.data augmentation (trainer.augment's jitter helped one real set and stalled another, and costs steps on a CPU:
-docs/real-captchas.md), decoded images cached in
-memory when they fit, and validation every 100 to 200 steps (an epoch), so that the best checkpoint is picked often.
-Any setting given on the command line (anything but its default) is kept. With --init_from, the init run's
-model, input height and ink are kept and the peak learning rate is FINE_TUNE_PEAK_LEARNING_RATE.
+least INPUT_HEIGHT, the width keeping the images' aspect ratio) or, where they are shorter than CROP_BELOW of their
+frame's height, each image's text box cut out inside the model and scaled to INPUT_HEIGHT (--crop: the text then
+fills the input's height, whatever its size in the frame), batches of BATCH_SIZE (SEVERAL_LENGTHS_BATCH_SIZE for
+several lengths), Adam at PEAK_LEARNING_RATE (SEVERAL_LENGTHS_PEAK_LEARNING_RATE for several lengths) with a linear
+warm-up and a cosine decay over the time budget (or over enough steps to leave CTC's blank phase far behind when
+there is none), mixed_bfloat16 on a CPU with bfloat16 instructions (AMX or AVX512-BF16: more steps in the same
+budget) and float32 elsewhere, for labels of several lengths an ink channel and a jitter inside the model (--ink,
+--jitter: trainer.models.input_layers), no tf.data augmentation (trainer.augment's jitter helped one real set and
+stalled another, and costs steps on a CPU: docs/real-captchas.md), decoded images cached in memory when they fit,
+and validation every 100 to 200 steps (an epoch), so that the best checkpoint is picked often. Any setting given on
+the command line (anything but its default) is kept. With --init_from, the init run's model, input height, ink and
+crop are kept and the peak learning rate is FINE_TUNE_PEAK_LEARNING_RATE.
 """
 import dataclasses
 import math
@@ -36,6 +37,8 @@ RACE_OTHER = "attn_small"  # labels of several lengths: raced against the CTC re
 INPUT_HEIGHT = 32  # the least input height; more where the characters are small in their frame
 CHARACTER_PIXELS = 16  # the input is made tall enough for the characters to keep this many pixels of height
 HEIGHT_STEP = 16
+CROP_BELOW = 0.5  # characters shorter than this share of their frame: --crop (6 points more per step on generic_upper,
+# at 36%, than a taller input; on renders whose text fills the frame it only cost steps: docs/real-captchas.md)
 BATCH_SIZE = 32
 SEVERAL_LENGTHS_BATCH_SIZE = 16  # twice 32's updates to leave CTC's blank phase; its gain is within a run's spread
 PEAK_LEARNING_RATE = 3e-3
@@ -65,9 +68,10 @@ def input_height(spec, character_height=None):
 
 
 def choose(spec, time_budget=None, fine_tune=False, character_height=None, train_examples=None,
-           bfloat16_cpu=False):
-    """The settings of `--model=auto` for a dataset spec (and its characters' height, a fraction of the frame's, and
-    whether training runs on a CPU with bfloat16 instructions: `bfloat16_cpu`): {TrainConfig field: value}."""
+           bfloat16_cpu=False, crop=None):
+    """The settings of `--model=auto` for a dataset spec (and its characters' height, a fraction of the frame's,
+    whether training runs on a CPU with bfloat16 instructions: `bfloat16_cpu`, and --crop as given: None where it was
+    not): {TrainConfig field: value}."""
     train_records = min(spec.num_records("train"), train_examples or spec.num_records("train"))
     one_length = len(spec.label_lengths) == 1
     batch_size = BATCH_SIZE if one_length else SEVERAL_LENGTHS_BATCH_SIZE
@@ -81,11 +85,14 @@ def choose(spec, time_budget=None, fine_tune=False, character_height=None, train
     cached_bytes = sum(spec.num_records(s) for s in ("train", "val")) * height * width * channels
     peak = (FINE_TUNE_PEAK_LEARNING_RATE if fine_tune else PEAK_LEARNING_RATE if one_length
             else SEVERAL_LENGTHS_PEAK_LEARNING_RATE)
-    height = input_height(spec, character_height)
+    if crop is None:
+        crop = bool(character_height) and character_height < CROP_BELOW
+    height = INPUT_HEIGHT if crop else input_height(spec, character_height)
     return {"model": ONE_LENGTH_MODEL if one_length else ctc_reader(spec, height), "input_height": height,
             "batch_size": batch_size, "precision": FAST_PRECISION if bfloat16_cpu else "float32",
             "learning_rate": peak, "lr_schedule": "cosine", "warmup": WARMUP, "clipnorm": CLIPNORM,
-            "ink": SEVERAL_LENGTHS_INK and not one_length, "jitter": SEVERAL_LENGTHS_JITTER and not one_length,
+            "crop": crop, "ink": SEVERAL_LENGTHS_INK and not one_length,
+            "jitter": SEVERAL_LENGTHS_JITTER and not one_length,
             "augment": False, "cache": cached_bytes <= CACHE_LIMIT_BYTES, "steps_per_epoch": steps_per_epoch,
             "epochs": epochs, "patience": UNLIMITED}
 
@@ -99,9 +106,10 @@ def resolve(config, spec):
     character_height = None if config.init_from or config.input_height else ink.measure(spec)
     cpu_flag = bfloat16_cpu()
     settings = choose(spec, config.time_budget, bool(config.init_from), character_height, config.train_examples,
-                      bool(cpu_flag))
+                      bool(cpu_flag), config.crop)
     if config.init_from:  # fine-tuning: the init run's architecture, whatever it is
-        settings["model"], settings["input_height"], settings["ink"] = finetune.init_architecture(config.init_from)
+        settings["model"], settings["input_height"], settings["ink"], settings["crop"] = \
+            finetune.init_architecture(config.init_from)
     chosen = {name: value for name, value in settings.items()
               if name == "model" or getattr(config, name) == getattr(defaults, name)}
     resolved = dataclasses.replace(config, **chosen)
@@ -144,13 +152,16 @@ def describe(config, spec, character_height=None, cpu_flag=None):
     """One line: the model, its input size (and why: the characters' height), its precision (and why: the CPU's
     bfloat16 flag) and the schedule of a resolved config."""
     height, width = input_size(spec.image_shape, config.input_height)
-    why = (f"; characters {character_height:.0%} of the frame's height, {character_height * height:.0f} px at the input"
-           if character_height else "")
+    share = f"; characters {character_height:.0%} of the frame's height" if character_height else ""
+    why = (f"{share}, so each image's text box is scaled to it" if config.crop and share
+           else "; each image's text box scaled to it" if config.crop
+           else f"{share}, {character_height * height:.0f} px at the input" if share else "")
     length = (f"cosine over {config.time_budget:.0f} s" if config.time_budget
               else f"cosine over {config.epochs} epochs of {config.steps_per_epoch or 'one pass of'} steps")
     return (f"{config.model} at {height}x{width} (images {spec.image_shape[0]}x{spec.image_shape[1]}{why}), "
             f"{config.precision}{f' (the CPU has {cpu_flag})' if cpu_flag else ''}, batch {config.batch_size}, "
             f"Adam {config.learning_rate:g} with {config.warmup:.0%} warm-up, {length}, "
-            f"ink {'on' if config.ink else 'off'}, jitter {'on' if config.jitter else 'off'}, "
+            f"crop {'on' if config.crop else 'off'}, ink {'on' if config.ink else 'off'}, "
+            f"jitter {'on' if config.jitter else 'off'}, "
             f"augment {'on' if config.augment else 'off'}, colour augment {'on' if config.colour_augment else 'off'}, "
             f"cache {'on' if config.cache else 'off'}")

@@ -74,7 +74,8 @@ class TrainConfig:
     colour_augment: bool = False  # random colour of the training images, no geometry (trainer.augment.colour)
     overwrite: bool = False  # start over in a model_dir holding a finished run, deleting its run files first
     input_height: int | None = None  # the model resizes images to this height first (trainer.models.build)
-    # None for these two: --model=auto decides, a named model has neither (train_and_evaluate makes it False).
+    # None for these three: --model=auto's choice (ink, jitter) or the init run's (ink, crop), else False.
+    crop: bool | None = None  # scale each image's text box to the input size (trainer.models.input_layers.TextCrop)
     ink: bool | None = None  # read one channel of ink, not the colours (trainer.models.input_layers.Ink)
     jitter: bool | None = None  # a random affine map of each training image inside the model (input_layers.Jitter)
     train_examples: int | None = None  # train on the train split's first N records only (None: all of them)
@@ -106,7 +107,7 @@ def build_model(config, spec):
         with strategy.scope() if strategy else contextlib.nullcontext():
             try:
                 model = build(config.model, spec.image_shape, len(spec.charset), spec.label_lengths,
-                              config.input_height, config.ink, config.jitter)
+                              config.input_height, config.ink, config.jitter, config.crop)
             except ValueError as e:
                 raise UserError(str(e)) from e
             if weights is not None:
@@ -140,7 +141,7 @@ def train_and_evaluate(config, extra_callbacks=()):
         config = race.run(config, candidates, functools.partial(train_and_evaluate, extra_callbacks=extra_callbacks))
     if config.init_from:
         config = finetune.inherit(config)
-    config = dataclasses.replace(config, ink=bool(config.ink), jitter=bool(config.jitter))  # None: left off
+    config = dataclasses.replace(config, ink=bool(config.ink), jitter=bool(config.jitter), crop=bool(config.crop))
     for split in ("train", "val"):
         if spec.num_records(split) == 0:
             raise UserError(f"split {split!r} of {config.data_dir} has no records; training needs train and val")
@@ -300,11 +301,12 @@ def check_model_dir(config, spec):
         raise UserError(f"--model_dir {model_dir} holds an interrupted run at --input_height="
                         f"{previous.get('input_height')}, not {config.input_height}: resume it with that height, "
                         "pass --overwrite to start over there, or use another --model_dir")
-    previous_ink = previous.get("ink", False)
-    if previous_ink != config.ink:
-        flag = "--ink" if previous_ink else "--noink"
-        raise UserError(f"--model_dir {model_dir} holds an interrupted run with {flag}: resume it with {flag}, pass "
-                        "--overwrite to start over there, or use another --model_dir")
+    for name in ("ink", "crop"):  # what the weights learnt to read
+        previous_value = previous.get(name, False)
+        if previous_value != getattr(config, name):
+            flag = f"--{'' if previous_value else 'no'}{name}"
+            raise UserError(f"--model_dir {model_dir} holds an interrupted run with {flag}: resume it with {flag}, "
+                            "pass --overwrite to start over there, or use another --model_dir")
     if previous.get("train_examples") != config.train_examples:
         raise UserError(f"--model_dir {model_dir} holds an interrupted run on --train_examples="
                         f"{previous.get('train_examples')}, not {config.train_examples}: resume it with that number, "

@@ -47,6 +47,10 @@ def define():
     flags.DEFINE_integer("input_height", None, "Resize images to this height (width in proportion) inside the model; "
                          "default: the dataset's own. A CTC model trained at one input height fine-tunes on images "
                          "of any size.")
+    flags.DEFINE_bool("crop", defaults.crop, "Cut each image's text box out (the rows and columns holding its ink, "
+                      "with a margin) and scale it to the input size inside the model, in place of the plain resize: "
+                      "for small characters in wide frames; the same at inference. Off unless given (--model=auto "
+                      "then takes the least input height); a fine-tuned run inherits the init run's.")
     flags.DEFINE_bool("ink", defaults.ink, "The architecture reads one channel of ink (each pixel's distance from "
                       "the image's background colour, scaled by the image's strongest ink) in place of the colours: "
                       "for characters of many colours and faintness. Default: --model=auto decides (on for labels "

@@ -3,8 +3,8 @@
 A new architecture is one file here and one entry in MODELS; `--model` takes its allowed values from MODELS.
 Builders take float32 images in [0, 1]; `build` wraps any of them in the model trainer.main trains and saves: uint8
 images in (what tf.data yields, a quarter of float32's bytes to the accelerator), scaled to [0, 1] inside, the
-optional input resizing (`--input_height`), and the optional ink channel and training jitter (`--ink`, `--jitter`:
-trainer.models.input_layers).
+optional input resizing (`--input_height`) or text crop (`--crop`), and the optional ink channel and training jitter
+(`--ink`, `--jitter`: trainer.models.input_layers).
 """
 import functools
 
@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from trainer.models import attn_small, cnn, ctc, ctc_fullres, ctc_lite, ctc_small
-from trainer.models.input_layers import Ink, Jitter
+from trainer.models.input_layers import Ink, Jitter, TextCrop
 
 MODELS = {
     "attn_small": attn_small.build,
@@ -40,17 +40,20 @@ def input_size(image_shape, input_height=None):
     return input_height, scaled
 
 
-def build(name, image_shape, charset_size, label_lengths, input_height=None, ink=False, jitter=False):
+def build(name, image_shape, charset_size, label_lengths, input_height=None, ink=False, jitter=False, crop=False):
     """MODELS[name] for uint8 images of `image_shape` (H, W, C), scaled to [0, 1] first. With `input_height`, the
     model then resizes them (bilinear, antialiased) to `input_size`: the architecture's weights then depend on the
-    height only, so a CTC reader carries its weights to datasets of other widths (`--init_from`). With `ink`, the
+    height only, so a CTC reader carries its weights to datasets of other widths (`--init_from`). With `crop`, each
+    image's text box is scaled to that size instead (input_layers.TextCrop), even at the image's own. With `ink`, the
     architecture reads one channel of ink (input_layers.Ink) in place of the image's channels; with `jitter`, each
     training image is randomly jittered (input_layers.Jitter) just before it."""
     size = input_size(image_shape, input_height)
     inner = MODELS[name]((*size, 1 if ink else image_shape[2]), charset_size, label_lengths)
     inputs = keras.Input(tuple(image_shape), dtype="uint8", name="image")
     x = layers.Rescaling(1 / 255, name="scale")(inputs)
-    if size != tuple(image_shape[:2]):
+    if crop:
+        x = TextCrop(size, name="crop")(x)
+    elif size != tuple(image_shape[:2]):
         x = layers.Resizing(*size, interpolation="bilinear", antialias=True, name="resize")(x)
     if ink:
         x = Ink(name="ink")(x)

@@ -1,13 +1,16 @@
-"""Layers between the resized image and an architecture: `Ink` (what `--ink` adds: one channel of ink, whatever the
+"""Layers between the stored image and an architecture: `TextCrop` (what `--crop` adds in place of the plain resize:
+the text's box cut out and scaled to the input size), `Ink` (what `--ink` adds: one channel of ink, whatever the
 colours) and `Jitter` (what `--jitter` adds: a random affine map per training image, nothing at inference).
 
-    python -m trainer.main --model=ctc_stride8 --ink --jitter --input_height=48 --data_dir=data/real \
-        --model_dir=runs/ink
+    python -m trainer.main --model=ctc_stride8 --crop --ink --jitter --input_height=32 --data_dir=data/real \
+        --model_dir=runs/crop
 
-Both are plain Keras ops inside the model, so they run on every backend, travel in best.keras, the SavedModel and the
-ONNX reader, and cost little: they act on the input the architecture sees (e.g. 48x272), not on the stored image.
-On generic_upper (coloured characters of many fonts) they made the reader learn per step far faster and read more
-in the same minutes (docs/experiments.md).
+All three are plain Keras ops inside the model, so they run on every backend and travel in best.keras, the SavedModel
+and the ONNX reader. The ink and jitter cost little: they act on the input the architecture sees (e.g. 48x272); the
+crop acts on the stored image.
+On generic_upper (coloured characters of many fonts, small in a wide frame) each made the reader learn more per step
+and read more in the same minutes; where the text already fills the frame the crop only costs steps, so
+`--model=auto` crops only where the characters are small in their frame (trainer.recipe, docs/experiments.md).
 """
 import math
 
@@ -15,6 +18,14 @@ import keras
 from keras import layers, ops
 
 MIN_CONTRAST = 0.1  # an image whose strongest ink is fainter than this is scaled as if it were this strong
+# TextCrop's box (the rule of docs/experiments.md's cropped frame): pixels with at least INK_LEVEL of the image's
+# strongest ink are marks; the text's rows hold at least ROW_SHARE of the marks of the row at ROW_QUANTILE of the
+# frame's rows (not the busiest: a level strike line would be it); its columns are where a running sum of COLUMN_RUN
+# columns of those rows' marks reaches COLUMN_SHARE of its peak. Either must also hold more marks than a strike line
+# LINE_WIDTH pixels thick that crosses it, so lines alone never widen the box.
+INK_LEVEL, ROW_SHARE, ROW_QUANTILE, COLUMN_SHARE, COLUMN_RUN, LINE_WIDTH = 0.15, 0.2, 0.9, 0.15, 9, 2
+MARGIN = 0.05  # of the frame's height, kept around the box
+MIN_BOX_HEIGHT = 0.25  # of the frame's height: a speck of ink is not blown up to fill the input
 
 
 def background(images):
@@ -23,6 +34,85 @@ def background(images):
     one is Keras ops on a batch, for every backend)."""
     border = ops.concatenate([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1)
     return ops.sort(border, axis=1)[:, border.shape[1] // 2][:, None, None, :]
+
+
+def first_and_last(mask):
+    """[B, N] booleans -> ([B], [B]) float32: the index of each row's first and last True (0 and N - 1 if none)."""
+    count = mask.shape[1]
+    first = ops.argmax(ops.cast(mask, "int32"), axis=1)
+    last = count - 1 - ops.argmax(ops.cast(ops.flip(mask, axis=1), "int32"), axis=1)
+    return ops.cast(first, "float32"), ops.cast(last, "float32")
+
+
+def text_box(images):
+    """Images [B, H, W, C] in [0, 1] -> (top, bottom, left, right), each [B] float32 pixel indices: the box of the
+    text by the rule of INK_LEVEL and the constants after it, without margin. An image without ink gives the whole
+    frame."""
+    ink = ops.max(ops.abs(images - background(images)), axis=-1)
+    strongest = ops.max(ink, axis=(1, 2), keepdims=True)
+    marks = ops.cast(ink >= INK_LEVEL * ops.maximum(strongest, MIN_CONTRAST), "float32")
+    rows = ops.sum(marks, axis=2)
+    busy = ops.sort(rows, axis=1)[:, int(ROW_QUANTILE * (rows.shape[1] - 1))]
+    text_rows = rows >= ops.maximum(ROW_SHARE * busy[:, None], LINE_WIDTH + 1)
+    top, bottom = first_and_last(text_rows)
+    columns = ops.sum(marks * ops.cast(text_rows, "float32")[:, :, None], axis=1)
+    running = ops.cumsum(ops.pad(columns, ((0, 0), (COLUMN_RUN // 2 + 1, COLUMN_RUN // 2))), axis=1)
+    runs = running[:, COLUMN_RUN:] - running[:, :-COLUMN_RUN]  # [B, W]: the sum over COLUMN_RUN columns about each
+    peak = ops.max(runs, axis=1, keepdims=True)
+    left, right = first_and_last(runs >= ops.maximum(COLUMN_SHARE * peak, LINE_WIDTH * COLUMN_RUN + 1))
+    return top, bottom, left, right
+
+
+def tent_weights(centres, step, size):
+    """[B, n] source coordinates (pixel centres at 0, 1, ...) sampled every `step` [B] pixels -> [B, n, size]
+    interpolation weights: linear, widened to the step where it exceeds a pixel (the antialiased resize's triangle
+    filter), each row summing to 1 over the frame; 0 where the row falls wholly outside it (the background)."""
+    radius = ops.maximum(step, 1.0)[:, None, None]
+    source = ops.arange(size, dtype="float32")[None, None, :]
+    weights = ops.maximum(0.0, 1.0 - ops.abs(source - centres[:, :, None]) / radius)
+    return weights / ops.maximum(ops.sum(weights, axis=2, keepdims=True), 1e-6)
+
+
+@keras.saving.register_keras_serializable(package="trainer")
+class TextCrop(layers.Layer):
+    """Images [B, H, W, C] in [0, 1] -> [B, *`size`, C]: each image's text box (text_box, with MARGIN around it, at
+    least MIN_BOX_HEIGHT of the frame high) scaled, its aspect ratio kept, until it fills `size` along one axis,
+    centred, with what surrounds it in the frame along the other (the image's background beyond the frame's edges): an
+    antialiased bilinear resize of the box. Characters small in a wide frame reach the input as large as it allows,
+    whatever their size in the frame. Two matrix products per image (rows, then columns), so every backend and ONNX
+    run it; the same at training and inference."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+
+    def call(self, images):
+        images = ops.cast(images, "float32")
+        frame_height, frame_width = images.shape[1], images.shape[2]
+        top, bottom, left, right = text_box(images)
+        margin = MARGIN * frame_height
+        box_height = ops.maximum(bottom - top + 1 + 2 * margin, MIN_BOX_HEIGHT * frame_height)
+        box_width = right - left + 1 + 2 * margin
+        height, width = self.size
+        step = ops.maximum(box_height / height, box_width / width)  # source pixels per input pixel, both axes
+        centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
+
+        def centres(centre, count):  # [B, count]: the source coordinate of each output pixel's centre
+            offsets = ops.arange(count, dtype="float32")[None, :] + 0.5 - count / 2
+            return centre[:, None] + offsets * step[:, None]
+
+        rows = tent_weights(centres(centre_y, height), step, frame_height)
+        columns = tent_weights(centres(centre_x, width), step, frame_width)
+        behind = background(images)
+        cropped = ops.einsum("bih,bhwc->biwc", rows, images - behind)
+        cropped = ops.einsum("biwc,bjw->bijc", cropped, columns)
+        return ops.cast(cropped + behind, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.size, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size)}
 
 
 @keras.saving.register_keras_serializable(package="trainer")
