@@ -36,6 +36,13 @@ def background(images):
     return ops.sort(border, axis=1)[:, border.shape[1] // 2][:, None, None, :]
 
 
+def ink_and_strongest(images, behind):
+    """(ink [B, H, W, 1], strongest [B, 1, 1, 1]): each pixel's largest channel distance from `behind` (background()'s
+    colour), and each image's largest such distance."""
+    ink = ops.max(ops.abs(images - behind), axis=-1, keepdims=True)
+    return ink, ops.max(ink, axis=(1, 2, 3), keepdims=True)
+
+
 def first_and_last(mask):
     """[B, N] booleans -> ([B], [B]) float32: the index of each row's first and last True (0 and N - 1 if none)."""
     count = mask.shape[1]
@@ -44,13 +51,12 @@ def first_and_last(mask):
     return ops.cast(first, "float32"), ops.cast(last, "float32")
 
 
-def text_box(images):
-    """Images [B, H, W, C] in [0, 1] -> (top, bottom, left, right), each [B] float32 pixel indices: the box of the
-    text by the rule of INK_LEVEL and the constants after it, without margin. An image without ink gives the whole
-    frame."""
-    ink = ops.max(ops.abs(images - background(images)), axis=-1)
-    strongest = ops.max(ink, axis=(1, 2), keepdims=True)
-    marks = ops.cast(ink >= INK_LEVEL * ops.maximum(strongest, MIN_CONTRAST), "float32")
+def text_box(images, behind):
+    """Images [B, H, W, C] in [0, 1] and their background colours `behind` (background()) -> (top, bottom, left, right),
+    each [B] float32 pixel indices: the box of the text by the rule of INK_LEVEL and the constants after it, without
+    margin. An image without ink gives the whole frame."""
+    ink, strongest = ink_and_strongest(images, behind)
+    marks = ops.cast(ink >= INK_LEVEL * ops.maximum(strongest, MIN_CONTRAST), "float32")[..., 0]
     rows = ops.sum(marks, axis=2)
     busy = ops.sort(rows, axis=1)[:, int(ROW_QUANTILE * (rows.shape[1] - 1))]
     text_rows = rows >= ops.maximum(ROW_SHARE * busy[:, None], LINE_WIDTH + 1)
@@ -89,7 +95,8 @@ class TextCrop(layers.Layer):
     def call(self, images):
         images = ops.cast(images, "float32")
         frame_height, frame_width = images.shape[1], images.shape[2]
-        top, bottom, left, right = text_box(images)
+        behind = background(images)
+        top, bottom, left, right = text_box(images, behind)
         margin = MARGIN * frame_height
         box_height = ops.maximum(bottom - top + 1 + 2 * margin, MIN_BOX_HEIGHT * frame_height)
         box_width = right - left + 1 + 2 * margin
@@ -103,7 +110,6 @@ class TextCrop(layers.Layer):
 
         rows = tent_weights(centres(centre_y, height), step, frame_height)
         columns = tent_weights(centres(centre_x, width), step, frame_width)
-        behind = background(images)
         cropped = ops.einsum("bih,bhwc->biwc", rows, images - behind)
         cropped = ops.einsum("biwc,bjw->bijc", cropped, columns)
         return ops.cast(cropped + behind, self.compute_dtype)
@@ -123,8 +129,7 @@ class Ink(layers.Layer):
     faintness come out alike: what the characters' colours vary in is gone before the first conv."""
 
     def call(self, images):
-        ink = ops.max(ops.abs(images - background(images)), axis=-1, keepdims=True)
-        strongest = ops.max(ink, axis=(1, 2, 3), keepdims=True)
+        ink, strongest = ink_and_strongest(images, background(images))
         return ink / ops.maximum(strongest, MIN_CONTRAST)
 
     def compute_output_shape(self, input_shape):
