@@ -12,7 +12,7 @@ from trainer.models import MODELS, build
 from trainer.spec import DatasetSpec
 
 SHAPE = (64, 128, 3)
-CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres", "ctc_small", "ctc_small8", "ctc_stride8")
+CTC_MODELS = ("ctc", "ctc_lite", "ctc_fullres", "ctc_small", "ctc_small8", "ctc_stride8", "ctc_wide8")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -44,7 +44,8 @@ def test_the_cnn_refuses_variable_length_labels():  # attn_small reads them with
 
 
 @pytest.mark.parametrize("name, time_steps", [("ctc", 16), ("ctc_lite", 16), ("ctc_fullres", 32), ("ctc_small", 32),
-                                              ("ctc_small8", 16), ("ctc_stride8", 16)])
+                                              ("ctc_small8", 16), ("ctc_stride8", 16),
+                                              ("ctc_wide8", 16)])
 def test_ctc_refuses_labels_longer_than_its_time_steps(name, time_steps):
     longest = time_steps // 2  # a label of n characters needs 2n - 1 steps
     MODELS[name](SHAPE, len(CHARSET), [longest])
@@ -74,6 +75,18 @@ def test_ctc_stride8_is_ctc_small8_with_strided_convs_in_place_of_its_first_two_
     convs = [layer for layer in strided.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [conv.strides for conv in convs] == [(2, 2), (2, 2), (1, 1), (1, 1)]
     assert [pool.pool_size for pool in pools] == [(2, 2), (2, 1)]
+
+
+def test_ctc_wide8_is_ctc_stride8_one_and_a_half_times_as_wide():
+    narrow, wide = (MODELS[name](SHAPE, len(CHARSET), [4, 5, 6]) for name in ("ctc_stride8", "ctc_wide8"))
+    assert wide.output_shape == narrow.output_shape
+
+    def widths(model):  # the filters of each conv and the units of each Dense but the classifier
+        return ([layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+                + [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)][:-1])
+    assert [width * 3 // 2 for width in widths(narrow)] == widths(wide) == [48, 96, 144, 192, 192]
+    grus = [layer.forward_layer.units for layer in wide.layers if isinstance(layer, keras.layers.Bidirectional)]
+    assert grus == [96] and 2 * narrow.count_params() < wide.count_params() < 3 * narrow.count_params()
 
 
 def _one_hot_path(path, classes):

@@ -70,7 +70,7 @@ def test_auto_reads_labels_of_one_length_per_position_and_of_several_with_ctc():
     assert one["model"] == recipe.ONE_LENGTH_MODEL == "attn_small" and one["batch_size"] == recipe.BATCH_SIZE == 32
     assert not one["ink"] and not one["jitter"]  # the colours, as every set of one length was measured
     several = recipe.choose(_spec(80, 450, 8000, lengths=(4, 5, 6)))  # 176 columns at 32 px: 22 frames of 8
-    assert several["model"] == recipe.MODEL == "ctc_stride8"
+    assert several["model"] == recipe.MODEL == "ctc_wide8"
     assert several["learning_rate"] == recipe.SEVERAL_LENGTHS_PEAK_LEARNING_RATE
     assert several["batch_size"] == recipe.SEVERAL_LENGTHS_BATCH_SIZE < recipe.BATCH_SIZE
     assert several["ink"] and several["jitter"] and several["crop"] is False  # no characters measured: no crop
@@ -105,7 +105,7 @@ def test_resolve_keeps_what_the_user_set_and_replaces_auto(monkeypatch):
 @pytest.fixture(scope="module")
 def auto_runs(fixed_dataset, variable_dataset, tmp_path_factory):
     """{reader: model_dir} of finished 2-step --model=auto runs (128x64): attn_small on fixed_dataset (labels of 4
-    characters), ctc_small on variable_dataset (4 to 6: 64 columns at 32 px are too few for ctc_stride8)."""
+    characters), ctc_small on variable_dataset (4 to 6: 64 columns at 32 px are too few for ctc_wide8)."""
     runs = {}
     for reader, data_dir in ((recipe.ONE_LENGTH_MODEL, fixed_dataset), (recipe.NARROW_MODEL, variable_dataset)):
         runs[reader] = str(tmp_path_factory.mktemp(reader))

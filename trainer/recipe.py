@@ -2,23 +2,23 @@
 
     python -m trainer.main --model=auto --data_dir=data/real --model_dir=runs/real --time_budget=1200
 
-The choice (docs/real-captchas.md says how each was measured on real captchas): the `attn_small` reader (one
-attention and softmax per character position: no CTC blank phase, no collapsed repeats) when every label has one
-length, else a CTC reader, `ctc_stride8` (one frame per 8 input columns) or `ctc_small` where that gives too few
+The choice (docs/real-captchas.md says how each was measured on real captchas): the `attn_small` reader (one attention
+and softmax per character position: no CTC blank phase, no collapsed repeats) when every label has one length, else a
+CTC reader, `ctc_wide8` (one frame per 8 input columns, 0.67M parameters) or `ctc_small` where that gives too few
 frames, raced against `attn_small` with a "no character" class under a time budget (trainer.race); an input tall
-enough for the characters to keep CHARACTER_PIXELS of height (trainer.ink measures them on the train split; at
-least INPUT_HEIGHT, the width keeping the images' aspect ratio) or, where they are shorter than CROP_BELOW of their
-frame's height, each image's text box cut out inside the model and scaled to INPUT_HEIGHT (--crop: the text then
-fills the input's height, whatever its size in the frame), batches of BATCH_SIZE (SEVERAL_LENGTHS_BATCH_SIZE for
-several lengths), Adam at PEAK_LEARNING_RATE (SEVERAL_LENGTHS_PEAK_LEARNING_RATE for several lengths) with a linear
-warm-up and a cosine decay over the time budget (or over enough steps to leave CTC's blank phase far behind when
-there is none), mixed_bfloat16 on a CPU with bfloat16 instructions (AMX or AVX512-BF16: more steps in the same
-budget) and float32 elsewhere, for labels of several lengths an ink channel and a jitter inside the model (--ink,
---jitter: trainer.models.input_layers), no tf.data augmentation (trainer.augment's jitter helped one real set and
-stalled another, and costs steps on a CPU: docs/real-captchas.md), decoded images cached in memory when they fit,
-and validation every 100 to 200 steps (an epoch), so that the best checkpoint is picked often. Any setting given on
-the command line (anything but its default) is kept. With --init_from, the init run's model, input height, ink and
-crop are kept and the peak learning rate is FINE_TUNE_PEAK_LEARNING_RATE.
+enough for the characters to keep CHARACTER_PIXELS of height (trainer.ink measures them on the train split; at least
+INPUT_HEIGHT, the width keeping the images' aspect ratio) or, where they are shorter than CROP_BELOW of their frame's
+height, each image's text box cut out inside the model and scaled to INPUT_HEIGHT (--crop: the text then fills the
+input's height, whatever its size in the frame), batches of BATCH_SIZE (SEVERAL_LENGTHS_BATCH_SIZE for several
+lengths), Adam at PEAK_LEARNING_RATE (SEVERAL_LENGTHS_PEAK_LEARNING_RATE for several lengths) with a linear warm-up
+and a cosine decay over the time budget (or over enough steps to leave CTC's blank phase far behind when there is
+none), mixed_bfloat16 on a CPU with bfloat16 instructions (AMX or AVX512-BF16: more steps in the same budget) and
+float32 elsewhere, for labels of several lengths an ink channel and a jitter inside the model (--ink, --jitter:
+trainer.models.input_layers), no tf.data augmentation (trainer.augment's jitter helped one real set and stalled
+another, and costs steps on a CPU: docs/real-captchas.md), decoded images cached in memory when they fit, and
+validation every 100 to 200 steps (an epoch), so that the best checkpoint is picked often. Any setting given on the
+command line (anything but its default) is kept. With --init_from, the init run's model, input height, ink and crop
+are kept and the peak learning rate is FINE_TUNE_PEAK_LEARNING_RATE.
 """
 import dataclasses
 import math
@@ -30,7 +30,8 @@ from trainer import finetune, ink
 from trainer.models import input_size
 
 AUTO = "auto"
-MODEL = "ctc_stride8"  # labels of several lengths: CTC, one frame per 8 input columns (strided: cheap steps) ...
+MODEL = "ctc_wide8"  # labels of several lengths: CTC, one frame per 8 input columns (strided: cheap steps), 1.5x
+# ctc_stride8's width (jittered, that one no longer fit its train images; the width paid for its steps) ...
 NARROW_MODEL = "ctc_small"  # ... or per 4 where 8 would give too few frames for the longest label
 ONE_LENGTH_MODEL = "attn_small"  # every label of one length
 RACE_OTHER = "attn_small"  # labels of several lengths: raced against the CTC reader (trainer.race) under a budget
