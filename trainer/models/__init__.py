@@ -14,6 +14,7 @@ from keras import layers
 from trainer.models import attn_small, cnn, ctc, ctc_fullres, ctc_lite, ctc_small
 from trainer.models.input_layers import Ink, Jitter, TextCrop
 
+EIGHT_COLUMNS = ((2, 2), (2, 2), (2, 2), (2, 1))  # ctc_small's stages pooled to one frame per 8 input columns
 MODELS = {
     "attn_small": attn_small.build,
     "attn_base": functools.partial(attn_small.build, widths=(64, 128, 192, 256), rnn_units=128, dense_units=256,
@@ -23,11 +24,10 @@ MODELS = {
     "ctc_lite": ctc_lite.build,
     "ctc_fullres": ctc_fullres.build,
     "ctc_small": ctc_small.build,
-    "ctc_small8": functools.partial(ctc_small.build, pools=((2, 2), (2, 2), (2, 2), (2, 1)), name="ctc_small8"),
-    "ctc_stride8": functools.partial(ctc_small.build, pools=((2, 2), (2, 2), (2, 2), (2, 1)), strided_stages=2,
-                                     name="ctc_stride8"),
-    "ctc_wide8": functools.partial(ctc_small.build, pools=((2, 2), (2, 2), (2, 2), (2, 1)), strided_stages=2,
-                                   widths=(48, 96, 144, 192), rnn_units=96, dense_units=192, name="ctc_wide8"),
+    "ctc_small8": functools.partial(ctc_small.build, pools=EIGHT_COLUMNS, name="ctc_small8"),
+    "ctc_stride8": functools.partial(ctc_small.build, pools=EIGHT_COLUMNS, strided_stages=2, name="ctc_stride8"),
+    "ctc_wide8": functools.partial(ctc_small.build, pools=EIGHT_COLUMNS, strided_stages=2, widths=(48, 96, 144, 192),
+                                   rnn_units=96, dense_units=192, name="ctc_wide8"),
 }
 WIDTH_MULTIPLE = 8  # every architecture here pools the width by at most 8
 
