@@ -105,3 +105,8 @@ def test_label_counts_plot_one_line_per_set(tmp_path):
     path = tmp_path / "label_counts.png"
     plots.plot_label_counts(rows, str(path))
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_label_count_ticks_keep_their_labels_apart():
+    assert plots.spaced_ticks([1000, 250, 500, 837, 1047, 1320, 2000, 1000, 7567, 8039]) == [250, 500, 837, 1320,
+                                                                                                2000, 7567]
