@@ -1,4 +1,4 @@
-"""Shared data for the trainer tests: tiny datasets rendered by the real pipeline, once per session.
+"""Shared data for the trainer tests: tiny datasets rendered by the real pipeline and runs trained on them.
 
 Test modules import the fixtures (`from trainer_fixtures import fixed_dataset`); each dataset is rendered, and each
 run trained, once per pytest run even when several modules and both xdist workers use it (`once_per_run`).
