@@ -138,9 +138,10 @@ def test_model_saved_before_uint8_input_loads_evaluates_and_exports(trained, tmp
     loaded = rundir.load_model(str(old_dir))
     assert loaded.inputs[0].dtype == "uint8"
     images, _ = next(iter(data.make_dataset(spec_lib.DatasetSpec.load(data_dir), "test", 8, training=False)))
-    np.testing.assert_allclose(loaded.predict_on_batch(images),  # x * (1/255) against x / 255: an ulp apart, which
+    # x * (1/255) against x / 255: an ulp apart, which the cnn's softmax once turned into 3e-6 (a clean-clone run of
+    # 6159060)
+    np.testing.assert_allclose(loaded.predict_on_batch(images),
                                legacy.predict_on_batch(tf.cast(images, tf.float32) / 255), rtol=1e-5, atol=1e-5)
-    # the cnn's softmax once turned into 3e-6 (a clean-clone run of 6159060)
     old_result = scoring.evaluate(str(old_dir), data_dir, "test")
     assert old_result.pop("run") == "unfinished"  # it has no saved_model/ yet
     assert dict(old_result, run="finished") == scoring.evaluate(model_dir, data_dir, "test")
