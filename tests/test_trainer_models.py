@@ -77,7 +77,7 @@ def test_ctc_stride8_is_ctc_small8_with_strided_convs_in_place_of_its_first_two_
     assert [pool.pool_size for pool in pools] == [(2, 2), (2, 1)]
 
 
-def test_ctc_wide8_is_ctc_stride8_one_and_a_half_times_as_wide():
+def test_ctc_wide8_is_ctc_stride8_one_and_a_half_times_as_wide_without_its_dropout():
     narrow, wide = (MODELS[name](SHAPE, len(CHARSET), [4, 5, 6]) for name in ("ctc_stride8", "ctc_wide8"))
     assert wide.output_shape == narrow.output_shape
 
@@ -87,6 +87,10 @@ def test_ctc_wide8_is_ctc_stride8_one_and_a_half_times_as_wide():
     assert [width * 3 // 2 for width in widths(narrow)] == widths(wide) == [48, 96, 144, 192, 192]
     grus = [layer.forward_layer.units for layer in wide.layers if isinstance(layer, keras.layers.Bidirectional)]
     assert grus == [96] and 2 * narrow.count_params() < wide.count_params() < 3 * narrow.count_params()
+
+    def dropouts(model):
+        return [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert dropouts(narrow) == [0.2] and dropouts(wide) == []
 
 
 def _one_hot_path(path, classes):

@@ -31,7 +31,7 @@ from trainer.models import input_size
 
 AUTO = "auto"
 MODEL = "ctc_wide8"  # labels of several lengths: CTC, one frame per 8 input columns (strided: cheap steps), 1.5x
-# ctc_stride8's width (jittered, that one no longer fit its train images; the width paid for its steps) ...
+# ctc_stride8's width, no dropout (jittered, that one no longer fit its train images; the width paid for its steps) ...
 NARROW_MODEL = "ctc_small"  # ... or per 4 where 8 would give too few frames for the longest label
 ONE_LENGTH_MODEL = "attn_small"  # every label of one length
 RACE_OTHER = "attn_small"  # labels of several lengths: raced against the CTC reader (trainer.race) under a budget

@@ -27,7 +27,7 @@ MODELS = {
     "ctc_small8": functools.partial(ctc_small.build, pools=EIGHT_COLUMNS, name="ctc_small8"),
     "ctc_stride8": functools.partial(ctc_small.build, pools=EIGHT_COLUMNS, strided_stages=2, name="ctc_stride8"),
     "ctc_wide8": functools.partial(ctc_small.build, pools=EIGHT_COLUMNS, strided_stages=2, widths=(48, 96, 144, 192),
-                                   rnn_units=96, dense_units=192, name="ctc_wide8"),
+                                   rnn_units=96, dense_units=192, dropout=0.0, name="ctc_wide8"),
 }
 WIDTH_MULTIPLE = 8  # every architecture here pools the width by at most 8
 

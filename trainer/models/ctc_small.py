@@ -9,9 +9,10 @@ columns, for wide frames where most columns hold no character (it left the blank
 inputs of 4 to 8 small characters, where ctc_small needed ~1,000: docs/real-captchas.md). `ctc_stride8` is
 ctc_small8 whose first two stages downsample by a strided conv in place of conv-then-max-pool: the same parameters,
 a quarter of those stages' multiply-adds, twice the training steps/s at 48x272 on a 2-core CPU (docs/experiments.md).
-`ctc_wide8` is ctc_stride8 1.5 times as wide (stages of 48 to 192 filters, Dense(192), BiGRU(96): 0.67M parameters),
-`--model=auto`'s reader for labels of several lengths: with the jitter it no longer fits its training images, and the
-width read more in the same minutes than the steps it costs (docs/experiments.md).
+`ctc_wide8` is ctc_stride8 1.5 times as wide (stages of 48 to 192 filters, Dense(192), BiGRU(96): 0.67M parameters)
+and without its dropout, `--model=auto`'s reader for labels of several lengths: with the jitter it no longer fits its
+training images, so the width read more in the same minutes than the steps it costs, and the dropout only slowed it
+(docs/experiments.md).
 
     python -m trainer.main --model=auto --data_dir=data/real --model_dir=runs/real --time_budget=1200
 """
