@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from trainer_fixtures import CHARSET, variable_dataset  # noqa: F401 (fixture)
 
-from trainer import onnx_export, rundir, train
+from trainer import onnx_export, prepared, rundir, train
 from trainer.errors import UserError
-from trainer.models import build
+from trainer.models import build, build_parts, input_size, preparation
 from trainer.models.input_layers import MIN_CONTRAST, Ink, Jitter, TextCrop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -169,7 +169,7 @@ def test_ink_or_noink_against_the_init_run_is_refused(ink_run, variable_dataset,
 def test_crop_ink_and_jitter_run_on_jax():
     script = """
 import numpy as np, keras
-from trainer.models import build
+from trainer.models import build, build_parts, input_size, preparation
 model = build("ctc_small8", (40, 200, 3), 36, [4, 5], input_height=32, ink=True, jitter=True, crop=True)
 images = np.random.default_rng(0).integers(0, 256, (2, 40, 200, 3), dtype=np.uint8)
 trained, served = model(images, training=True), model(images, training=False)
@@ -179,3 +179,43 @@ print(keras.backend.backend(), *("x".join(map(str, out.shape)) for out in (train
                           env={**os.environ, "KERAS_BACKEND": "jax"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-3:] == ["jax", "2x20x37", "2x20x37"]
+
+
+def test_the_trainable_twin_reads_prepared_images_as_the_reader_reads_stored_ones():
+    reader, twin = build_parts("ctc_small8", (80, 460, 3), len(CHARSET), [4, 5], input_height=32, ink=True,
+                               jitter=True, crop=True)
+    assert {id(w) for w in twin.weights} == {id(w) for w in reader.weights}  # one set of weights
+    assert twin.input_shape == (None, 32, 184, 1) and twin.get_layer("jitter") is reader.get_layer("jitter")
+    images = np.round(np.concatenate([_small_text_page(), _small_text_page(top=8)]) * 255).astype(np.uint8)
+    prepared_images = keras.ops.convert_to_numpy(preparation((80, 460, 3), 32, ink=True, crop=True)(images))
+    assert prepared_images.dtype == np.uint8 and prepared_images.shape == (2, 32, 184, 1)
+    assert prepared_images.max() == 255  # the ink, scaled to its strongest, survives the rounding
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(twin(prepared_images, training=False)),
+                               keras.ops.convert_to_numpy(reader(images, training=False)), atol=2e-3)
+
+
+def test_images_are_prepared_once_only_for_a_cached_crop_without_tf_data_augmentation():
+    config = train.TrainConfig(model="ctc_small", data_dir="d", model_dir="m", crop=True, cache=True)
+    assert prepared.applies(config)
+    for change in ({"crop": False}, {"cache": False}, {"augment": True}, {"colour_augment": True}):
+        assert not prepared.applies(dataclasses.replace(config, **change))
+
+
+def test_a_cached_cropping_run_trains_on_prepared_images_within_its_budget(variable_dataset, tmp_path,  # noqa: F811
+                                                                           monkeypatch):
+    monkeypatch.setattr(prepared, "_kept", {})  # none kept by an earlier test in this process
+    config = train.TrainConfig(model="ctc_small", data_dir=variable_dataset, model_dir=str(tmp_path / "run"),
+                               batch_size=8, epochs=1, steps_per_epoch=2, seed=0, input_height=32, ink=True,
+                               jitter=True, crop=True, cache=True, time_budget=600)
+    spec = train.DatasetSpec.load(variable_dataset)
+    budgeted, (train_batches, _) = train.training_inputs(config, spec)
+    assert 0 < budgeted.time_budget < 600  # the preparation's seconds were taken from the budget
+    assert prepared.arrays(spec, "val", 32, True)[0].shape[0] == spec.num_records("val")
+    images, labels = next(iter(train_batches))
+    assert images.shape == (8, *input_size(spec.image_shape, 32), 1) and images.dtype == "uint8"
+    assert labels.shape[0] == 8
+    kept = prepared.arrays(spec, "train", 32, True)
+    assert prepared.arrays(spec, "train", 32, True) is kept  # made once: the race's readers share them
+    train.train_and_evaluate(config)
+    reader = rundir.load_model(config.model_dir)  # best.keras: the reader of stored images, crop and ink inside
+    assert reader.input_shape == (None, *spec.image_shape) and reader.get_layer("crop") and reader.get_layer("ink")

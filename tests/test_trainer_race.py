@@ -5,8 +5,9 @@ import os
 import pytest
 from trainer_fixtures import variable_dataset  # noqa: F401 (fixture)
 
-from trainer import race, recipe, rundir, train
+from trainer import prepared, race, recipe, rundir, train
 from trainer.errors import UserError
+from trainer.models import preparation
 from trainer.spec import DatasetSpec
 
 
@@ -46,6 +47,26 @@ def test_a_race_is_only_for_auto_on_labels_of_several_lengths_under_a_budget(var
                    train.TrainConfig(model="auto", data_dir=variable_dataset, model_dir="m", time_budget=60,
                                      init_from="runs/other")):
         assert recipe.race_candidates(config, resolved, spec) == ()
+
+
+def test_a_cropped_race_prepares_the_images_once_out_of_the_whole_budget(variable_dataset, tmp_path,  # noqa: F811
+                                                                         monkeypatch):
+    made, raced = [], []
+    monkeypatch.setattr(prepared, "preparation", lambda *a, **k: made.append(a) or preparation(*a, **k))
+
+    def fake_race(config, candidates, train_fn):  # each race run would ask for the same inputs
+        raced.append(config.time_budget)
+        again = train.training_inputs(config, DatasetSpec.load(config.data_dir))[0]
+        assert again.time_budget == pytest.approx(config.time_budget, abs=0.5)
+        raise InterruptedError
+
+    monkeypatch.setattr(race, "run", fake_race)
+    monkeypatch.setattr(prepared, "_kept", {})  # none kept by an earlier test in this process
+    config = train.TrainConfig(model="auto", data_dir=variable_dataset, model_dir=str(tmp_path / "m"),
+                               time_budget=600, crop=True)
+    with pytest.raises(InterruptedError):
+        train.train_and_evaluate(config)
+    assert len(made) == 2 and 0 < raced[0] < 600  # train and val, once, before the race and out of its budget
 
 
 @pytest.mark.slow  # ~100 s: three trainings and their exports; the race's rule is tested above with fakes

@@ -249,3 +249,11 @@ def test_auto_trains_in_bfloat16_where_the_cpu_has_it_and_says_why(monkeypatch, 
         resolved, spec, cpu_flag=cpu_flag)
     given = train.TrainConfig(model="auto", data_dir="d", model_dir="m", precision="mixed_float16")
     assert recipe.resolve(given, spec).precision == "mixed_float16"  # a precision given is kept
+
+
+def test_auto_caches_cropped_frames_by_the_size_of_their_prepared_input():
+    # 330,000 train and val frames of 80x450x3 (36 GB) do not fit the cache; cropped to 32x176 ink (1.9 GB) they do.
+    several = (4, 5, 6, 7, 8)
+    assert not recipe.choose(_spec(80, 450, 300_000, lengths=several), character_height=0.6)["cache"]
+    cropped = recipe.choose(_spec(80, 450, 300_000, lengths=several), character_height=0.3)
+    assert cropped["crop"] and cropped["ink"] and cropped["cache"]

@@ -249,9 +249,9 @@ class BestCheckpoint(keras.callbacks.Callback):
     and keeps the first of ties.
     """
 
-    def __init__(self, path, monitor, initial_value=None):
+    def __init__(self, path, monitor, initial_value=None, saved_model=None):
         super().__init__()
-        self.path, self.monitor, self.best = path, monitor, initial_value
+        self.path, self.monitor, self.best, self.saved_model = path, monitor, initial_value, saved_model
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -259,7 +259,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             return
         self.best = value
         with rundir.atomic_path(self.path) as temporary:
-            self.model.save(temporary)
+            (self.model if self.saved_model is None else self.saved_model).save(temporary)
         rundir.drop_derived(os.path.dirname(self.path))
 
 
@@ -289,11 +289,12 @@ class CSVLogger(keras.callbacks.CSVLogger):
         self.csv_file = self.writer = None
 
 
-def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedule=None):
+def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedule=None, saved_model=None):
     """val_metrics first, then checkpoint of the best val_captcha_acc, early stopping, LR decay, step rate, logs,
     backup.
 
     `lr_schedule`: a callback that sets the learning rate (CosineSchedule) in place of ReduceLROnPlateau.
+    `saved_model`: what best.keras holds, where it is not the model trained (trainer.prepared: its reader twin).
 
     best.keras is the model of the best val_captcha_acc, the latest one among ties (BestCheckpoint).
     A run killed mid-training and started again with the same model_dir resumes from its last finished epoch
@@ -311,7 +312,7 @@ def standard_callbacks(model_dir, val_metrics, patience, lr_patience, lr_schedul
         val_metrics,
         keras.callbacks.TerminateOnNaN(),
         BestCheckpoint(os.path.join(model_dir, rundir.BEST_MODEL), "val_captcha_acc",
-                       best_logged(csv_path, "val_captcha_acc") if resuming else None),
+                       best_logged(csv_path, "val_captcha_acc") if resuming else None, saved_model),
         RestorePatience(csv_path, [early_stopping] if lr_schedule else [early_stopping, reduce_lr]),
         early_stopping,
         lr_schedule or reduce_lr,

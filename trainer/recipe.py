@@ -15,10 +15,11 @@ and a cosine decay over the time budget (or over enough steps to leave CTC's bla
 none), mixed_bfloat16 on a CPU with bfloat16 instructions (AMX or AVX512-BF16: more steps in the same budget) and
 float32 elsewhere, for labels of several lengths an ink channel and a jitter inside the model (--ink, --jitter:
 trainer.models.input_layers), no tf.data augmentation (trainer.augment's jitter helped one real set and stalled
-another, and costs steps on a CPU: docs/real-captchas.md), decoded images cached in memory when they fit, and
-validation every 100 to 200 steps (an epoch), so that the best checkpoint is picked often. Any setting given on the
-command line (anything but its default) is kept. With --init_from, the init run's model, input height, ink and crop
-are kept and the peak learning rate is FINE_TUNE_PEAK_LEARNING_RATE.
+another, and costs steps on a CPU: docs/real-captchas.md), decoded images (where they are cropped, the crop's
+output: trainer.prepared) cached in memory when they fit, and validation every 100 to 200 steps (an epoch), so
+that the best checkpoint is picked often. Any setting given on the command line (anything but its default) is
+kept. With --init_from, the init run's model, input height, ink and crop are kept and the peak learning rate is
+FINE_TUNE_PEAK_LEARNING_RATE.
 """
 import dataclasses
 import math
@@ -82,17 +83,20 @@ def choose(spec, time_budget=None, fine_tune=False, character_height=None, train
         epochs = UNLIMITED
     else:
         epochs = max(math.ceil(MIN_STEPS / steps_per_epoch), math.ceil(MIN_EPOCHS * one_pass / steps_per_epoch))
-    height, width, channels = spec.image_shape
-    cached_bytes = sum(spec.num_records(s) for s in ("train", "val")) * height * width * channels
     peak = (FINE_TUNE_PEAK_LEARNING_RATE if fine_tune else PEAK_LEARNING_RATE if one_length
             else SEVERAL_LENGTHS_PEAK_LEARNING_RATE)
     if crop is None:
         crop = bool(character_height) and character_height < CROP_BELOW
     height = INPUT_HEIGHT if crop else input_height(spec, character_height)
+    ink = SEVERAL_LENGTHS_INK and not one_length
+    # What the cache holds: the stored images, or where they are cropped, the prepared inputs (trainer.prepared).
+    cached_shape = (*input_size(spec.image_shape, height), 1 if ink else spec.image_shape[2]) if crop \
+        else spec.image_shape
+    cached_bytes = sum(spec.num_records(s) for s in ("train", "val")) * math.prod(cached_shape)
     return {"model": ONE_LENGTH_MODEL if one_length else ctc_reader(spec, height), "input_height": height,
             "batch_size": batch_size, "precision": FAST_PRECISION if bfloat16_cpu else "float32",
             "learning_rate": peak, "lr_schedule": "cosine", "warmup": WARMUP, "clipnorm": CLIPNORM,
-            "crop": crop, "ink": SEVERAL_LENGTHS_INK and not one_length,
+            "crop": crop, "ink": ink,
             "jitter": SEVERAL_LENGTHS_JITTER and not one_length,
             "augment": False, "cache": cached_bytes <= CACHE_LIMIT_BYTES, "steps_per_epoch": steps_per_epoch,
             "epochs": epochs, "patience": UNLIMITED}

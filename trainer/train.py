@@ -19,6 +19,7 @@ import functools
 import json
 import math
 import os
+import time
 
 import keras
 import tensorflow as tf
@@ -26,10 +27,10 @@ from absl import logging
 
 from safeio import disk
 from trainer import callbacks as callbacks_lib
-from trainer import decoding, export, finetune, losses, onnx_export, plots, race, recipe, rundir
+from trainer import decoding, export, finetune, losses, onnx_export, plots, prepared, race, recipe, rundir
 from trainer import data as data_lib
 from trainer.errors import UserError
-from trainer.models import MODELS, build
+from trainer.models import MODELS, build_parts
 from trainer.spec import SPEC_FILE, DatasetSpec
 
 STRATEGIES = ("default", "mirrored")
@@ -99,6 +100,13 @@ def compile_model(model, charset, learning_rate, jit_compile=False, clipnorm=Non
 
 def build_model(config, spec):
     """config.model for `spec`, compiled under config's strategy and dtype policy, with init_from's weights if set."""
+    return build_models(config, spec)[1]
+
+
+def build_models(config, spec, prepared_inputs=False):
+    """(reader, trained): config.model for `spec` (the model best.keras holds, uncompiled) and the compiled model that
+    fit trains, under config's strategy and dtype policy, with init_from's weights if set: the reader itself, or with
+    `prepared_inputs` its twin that reads trainer.prepared's images (the same weights)."""
     weights = finetune.init_weights(config.init_from, config.model, spec) if config.init_from else None
     strategy = mirrored_strategy() if config.strategy == "mirrored" else None  # TensorFlow only
     previous_policy = keras.config.dtype_policy()
@@ -106,13 +114,15 @@ def build_model(config, spec):
     try:
         with strategy.scope() if strategy else contextlib.nullcontext():
             try:
-                model = build(config.model, spec.image_shape, len(spec.charset), spec.label_lengths,
-                              config.input_height, config.ink, config.jitter, config.crop)
+                reader, twin = build_parts(config.model, spec.image_shape, len(spec.charset), spec.label_lengths,
+                                           config.input_height, config.ink, config.jitter, config.crop)
             except ValueError as e:
                 raise UserError(str(e)) from e
             if weights is not None:
-                finetune.set_weights(model, weights, config.init_from)
-            return compile_model(model, spec.charset, learning_rate(config), config.jit_compile, config.clipnorm)
+                finetune.set_weights(reader, weights, config.init_from)
+            trained = twin if prepared_inputs else reader
+            return reader, compile_model(trained, spec.charset, learning_rate(config), config.jit_compile,
+                                         config.clipnorm)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -137,6 +147,9 @@ def train_and_evaluate(config, extra_callbacks=()):
     candidates = recipe.race_candidates(given, config, spec)
     if candidates and rundir.is_finished(config.model_dir):
         check_model_dir(config, spec)  # refuses a finished run (without --overwrite) before any race is run
+    if candidates and prepared.applies(config):  # one preparation for all the readers, out of the whole budget
+        with data_lib.reading(config.data_dir):
+            config = training_inputs(config, spec)[0]
     if candidates:  # each race run counts its steps in extra_callbacks too (experiments.report's figures)
         config = race.run(config, candidates, functools.partial(train_and_evaluate, extra_callbacks=extra_callbacks))
     if config.init_from:
@@ -153,18 +166,15 @@ def train_and_evaluate(config, extra_callbacks=()):
         if not ended:
             if config.seed is not None:
                 keras.utils.set_random_seed(config.seed)
-            model = build_model(config, spec)
-            inputs = (data_lib.make_dataset(spec, "train", config.batch_size, training=True, cache=config.cache,
-                                            seed=config.seed, augment=config.augment,
-                                            colour_augment=config.colour_augment, limit=config.train_examples),
-                      data_lib.make_dataset(spec, "val", config.batch_size, training=False, cache=config.cache))
+            config, inputs = training_inputs(config, spec)
+            reader, model = build_models(config, spec, prepared.applies(config))
         with rundir.locked(config.model_dir), naming_a_full_disk(config.model_dir):
             if ended:
                 print(f"{config.model_dir}: training had ended; writing its curves and SavedModel", flush=True)
                 history = keras.callbacks.History()
                 history.epoch, history.history = [], {}
             else:
-                history = fit(model, *inputs, config, spec, extra_callbacks)
+                history = fit(model, *inputs, config, spec, extra_callbacks, reader)
                 rundir.mark_training_ended(config.model_dir)
             plots.plot_history(os.path.join(config.model_dir, "log.csv"),
                                os.path.join(config.model_dir, "curves.png"))
@@ -176,9 +186,31 @@ def train_and_evaluate(config, extra_callbacks=()):
     return history
 
 
-def fit(model, train, val, config, spec, extra_callbacks=()):
+def training_inputs(config, spec):
+    """(config, (train, val)): the tf.data inputs of `config`, trainer.prepared's where it applies, and `config` with
+    the seconds their preparation took taken from its time budget."""
+    if not prepared.applies(config):
+        return config, (data_lib.make_dataset(spec, "train", config.batch_size, training=True, cache=config.cache,
+                                              seed=config.seed, augment=config.augment,
+                                              colour_augment=config.colour_augment, limit=config.train_examples),
+                        data_lib.make_dataset(spec, "val", config.batch_size, training=False, cache=config.cache))
+    started = time.monotonic()
+    with data_lib.naming_bad_shards(spec, ("train", "val")):
+        train, val = (prepared.arrays(spec, split, config.input_height, bool(config.ink), limit)
+                      for split, limit in (("train", config.train_examples), ("val", None)))
+    spent = time.monotonic() - started
+    logging.info("prepared %d train and %d val images once (crop%s) in %.1f s", len(train[0]), len(val[0]),
+                 " and ink" if config.ink else "", spent)
+    if config.time_budget:
+        config = dataclasses.replace(config, time_budget=max(config.time_budget - spent, 1.0))
+    return config, (prepared.make_dataset(train, config.batch_size, training=True, seed=config.seed),
+                    prepared.make_dataset(val, config.batch_size, training=False))
+
+
+def fit(model, train, val, config, spec, extra_callbacks=(), reader=None):
     """Writes model_dir's first files and fits `model` on the `train` and `val` datasets, from model_dir's backup/
-    if there is one; returns the History."""
+    if there is one; returns the History. best.keras holds `reader` (a model sharing `model`'s weights: the one that
+    reads stored images where `model` reads prepared ones), else `model`."""
     prepare_model_dir(config, spec)  # the first write, after every check
     steps = config.steps_per_epoch or math.ceil(train_records(config, spec) / config.batch_size)
     budget = (callbacks_lib.TimeBudget(config.time_budget, os.path.join(config.model_dir, rundir.BACKUP_DIR))
@@ -188,7 +220,7 @@ def fit(model, train, val, config, spec, extra_callbacks=()):
     callbacks = callbacks_lib.standard_callbacks(
         config.model_dir, callbacks_lib.CaptchaMetrics(
             val, spec.charset, config.decoder, os.path.join(config.model_dir, "tensorboard", "validation")),
-        config.patience, config.lr_patience, schedule) + ([budget] if budget else [])
+        config.patience, config.lr_patience, schedule, reader) + ([budget] if budget else [])
     print(start_line(config, spec, model), flush=True)
     with data_lib.naming_bad_shards(spec, ("train", "val")):
         return model.fit(train, epochs=config.epochs, steps_per_epoch=steps,

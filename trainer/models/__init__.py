@@ -49,19 +49,55 @@ def build(name, image_shape, charset_size, label_lengths, input_height=None, ink
     image's text box is scaled to that size instead (input_layers.TextCrop), even at the image's own. With `ink`, the
     architecture reads one channel of ink (input_layers.Ink) in place of the image's channels; with `jitter`, each
     training image is randomly jittered (input_layers.Jitter) just before it."""
+    return build_parts(name, image_shape, charset_size, label_lengths, input_height, ink, jitter, crop)[0]
+
+
+def build_parts(name, image_shape, charset_size, label_lengths, input_height=None, ink=False, jitter=False,
+                crop=False):
+    """(model, trainable): `build`'s model, and the same weights behind another input, for training on images that
+    `preparation` has already prepared (uint8 [*input_size, channels], made once before tf.data's cache): that one
+    scales them to [0, 1] and jitters them, and shares every layer after that with `model`."""
     size = input_size(image_shape, input_height)
-    inner = MODELS[name]((*size, 1 if ink else image_shape[2]), charset_size, label_lengths)
+    channels = 1 if ink else image_shape[2]
+    inner = MODELS[name]((*size, channels), charset_size, label_lengths)
+    jitter_layer = Jitter(name="jitter") if jitter else None
+
+    def head(x):
+        return inner(jitter_layer(x) if jitter_layer else x)
+
     inputs = keras.Input(tuple(image_shape), dtype="uint8", name="image")
-    x = layers.Rescaling(1 / 255, name="scale")(inputs)
-    if crop:
-        x = TextCrop(size, name="crop")(x)
-    elif size != tuple(image_shape[:2]):
-        x = layers.Resizing(*size, interpolation="bilinear", antialias=True, name="resize")(x)
-    if ink:
-        x = Ink(name="ink")(x)
-    if jitter:
-        x = Jitter(name="jitter")(x)
-    return keras.Model(inputs, inner(x), name=inner.name)
+    prepare = preparation_layers(image_shape, input_height, ink, crop)
+    model = keras.Model(inputs, head(prepare(inputs)), name=inner.name)
+    prepared = keras.Input((*size, channels), dtype="uint8", name="prepared")
+    trainable = keras.Model(prepared, head(layers.Rescaling(1 / 255, name="scale_prepared")(prepared)),
+                            name=inner.name)
+    return model, trainable
+
+
+def preparation_layers(image_shape, input_height=None, ink=False, crop=False):
+    """The function (uint8 [B, H, W, C] -> float [B, *input_size, channels] in [0, 1]) of `build`'s layers before the
+    jitter: the scaling, the crop or resize and the ink. Each call makes new layers; none has weights."""
+    size = input_size(image_shape, input_height)
+
+    def prepare(x):
+        x = layers.Rescaling(1 / 255, name="scale")(x)
+        if crop:
+            x = TextCrop(size, name="crop")(x)
+        elif size != tuple(image_shape[:2]):
+            x = layers.Resizing(*size, interpolation="bilinear", antialias=True, name="resize")(x)
+        return Ink(name="ink")(x) if ink else x
+
+    return prepare
+
+
+def preparation(image_shape, input_height=None, ink=False, crop=False):
+    """A keras.Model of `preparation_layers`: uint8 images of `image_shape` in, uint8 images as the architecture's
+    input size and channels out (rounded from [0, 1]), what `build_parts`' trainable model reads."""
+    inputs = keras.Input(tuple(image_shape), dtype="uint8", name="image")
+    x = preparation_layers(image_shape, input_height, ink, crop)(inputs)
+    x = layers.Lambda(lambda v: keras.ops.cast(keras.ops.round(keras.ops.clip(v, 0.0, 1.0) * 255.0), "uint8"),
+                      name="to_uint8")(x)
+    return keras.Model(inputs, x, name="preparation")
 
 
 def uint8_input(model):
