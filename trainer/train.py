@@ -147,7 +147,8 @@ def train_and_evaluate(config, extra_callbacks=()):
     candidates = recipe.race_candidates(given, config, spec)
     if candidates and rundir.is_finished(config.model_dir):
         check_model_dir(config, spec)  # refuses a finished run (without --overwrite) before any race is run
-    if candidates and prepared.applies(config):  # one preparation for all the readers, out of the whole budget
+    trains = config.overwrite or not rundir.training_ended(config.model_dir)
+    if candidates and trains and prepared.applies(config):  # one preparation for all the readers, out of the budget
         with data_lib.reading(config.data_dir):
             config = training_inputs(config, spec)[0]
     if candidates:  # each race run counts its steps in extra_callbacks too (experiments.report's figures)
