@@ -150,7 +150,7 @@ def train_and_evaluate(config, extra_callbacks=()):
     trains = config.overwrite or not rundir.training_ended(config.model_dir)
     if candidates and trains and prepared.applies(config):  # one preparation for all the readers, out of the budget
         with data_lib.reading(config.data_dir):
-            config = training_inputs(config, spec)[0]
+            config = prepared_arrays(config, spec)[0]
     if candidates:  # each race run counts its steps in extra_callbacks too (experiments.report's figures)
         config = race.run(config, candidates, functools.partial(train_and_evaluate, extra_callbacks=extra_callbacks))
     if config.init_from:
@@ -188,13 +188,21 @@ def train_and_evaluate(config, extra_callbacks=()):
 
 
 def training_inputs(config, spec):
-    """(config, (train, val)): the tf.data inputs of `config`, trainer.prepared's where it applies, and `config` with
-    the seconds their preparation took taken from its time budget."""
+    """(config, (train, val)): the tf.data inputs of `config`, trainer.prepared's where it applies (prepared_arrays),
+    and `config` as prepared_arrays leaves it."""
     if not prepared.applies(config):
         return config, (data_lib.make_dataset(spec, "train", config.batch_size, training=True, cache=config.cache,
                                               seed=config.seed, augment=config.augment,
                                               colour_augment=config.colour_augment, limit=config.train_examples),
                         data_lib.make_dataset(spec, "val", config.batch_size, training=False, cache=config.cache))
+    config, (train, val) = prepared_arrays(config, spec)
+    return config, (prepared.make_dataset(train, config.batch_size, training=True, seed=config.seed),
+                    prepared.make_dataset(val, config.batch_size, training=False))
+
+
+def prepared_arrays(config, spec):
+    """(config, (train, val)): trainer.prepared's arrays of the train and val splits for `config`, and `config` with
+    the seconds their preparation took taken from its time budget."""
     started = time.monotonic()
     with data_lib.naming_bad_shards(spec, ("train", "val")):
         train, val = (prepared.arrays(spec, split, config.input_height, bool(config.ink), limit)
@@ -204,8 +212,7 @@ def training_inputs(config, spec):
                  " and ink" if config.ink else "", spent)
     if config.time_budget:
         config = dataclasses.replace(config, time_budget=max(config.time_budget - spent, 1.0))
-    return config, (prepared.make_dataset(train, config.batch_size, training=True, seed=config.seed),
-                    prepared.make_dataset(val, config.batch_size, training=False))
+    return config, (train, val)
 
 
 def fit(model, train, val, config, spec, extra_callbacks=(), reader=None):
